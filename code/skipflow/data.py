@@ -1,0 +1,141 @@
+"""Small datasets that ship with the code: sklearn's bundled digits and synthetic tasks.
+
+Nothing here downloads anything. ``sklearn.datasets.load_digits`` reads a 1,797-image file that is part of
+the scikit-learn wheel, so every experiment in the course runs offline in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits as _sk_load_digits
+from sklearn.model_selection import train_test_split
+
+from skipflow._validate import check_float, check_int
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train/test split of tensors. ``x_*`` are float32 inputs, ``y_*`` are targets."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int | None = None
+
+    @property
+    def in_features(self) -> int:
+        """The number of input features of one example (for images: channels × height × width)."""
+        return int(math.prod(self.x_train.shape[1:]))
+
+    def to(self, device: torch.device | str) -> Split:
+        """Return a copy with every tensor moved to ``device``."""
+        return Split(
+            self.x_train.to(device),
+            self.y_train.to(device),
+            self.x_test.to(device),
+            self.y_test.to(device),
+            self.n_classes,
+        )
+
+    def subset(self, n_train: int, seed: int = 0) -> Split:
+        """Keep ``n_train`` training examples (a seeded random choice); the test set is unchanged."""
+        check_int("n_train", n_train, minimum=1)
+        if n_train > len(self.x_train):
+            raise ValueError(
+                f"`n_train` is {n_train} but there are only {len(self.x_train)} training examples."
+            )
+        idx = torch.randperm(len(self.x_train), generator=torch.Generator().manual_seed(seed))
+        idx = idx[:n_train]
+        return Split(self.x_train[idx], self.y_train[idx], self.x_test, self.y_test, self.n_classes)
+
+
+def load_digits(test_fraction: float = 0.25, seed: int = 0, images: bool = False) -> Split:
+    """sklearn's 8×8 handwritten digits (1,797 images, 10 classes) as standardized tensors.
+
+    The split is stratified and fixed by ``seed``. Each pixel is standardized with the mean and standard
+    deviation of the *training* set only (pixels that are constant in training are left at zero), so no
+    test information leaks into the inputs.
+
+    Args:
+        test_fraction: share of the images held out for testing, in (0, 1).
+        seed: fixes the split.
+        images: if True, inputs have shape (N, 1, 8, 8) for CNNs; otherwise (N, 64).
+    """
+    check_float("test_fraction", test_fraction, minimum=0.0, maximum=1.0, strict_min=True)
+    if test_fraction >= 1.0:
+        raise ValueError("`test_fraction` must be below 1 so that some images are left for training.")
+    check_int("seed", seed, minimum=0)
+    bunch = _sk_load_digits()
+    x = bunch.data.astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    mean = x_tr.mean(axis=0)
+    std = x_tr.std(axis=0)
+    std[std == 0] = 1.0  # constant border pixels: centre them, do not divide by zero
+    x_tr = (x_tr - mean) / std
+    x_te = (x_te - mean) / std
+    shape = (-1, 1, 8, 8) if images else (-1, 64)
+    return Split(
+        torch.from_numpy(x_tr).reshape(shape),
+        torch.from_numpy(y_tr),
+        torch.from_numpy(x_te).reshape(shape),
+        torch.from_numpy(y_te),
+        n_classes=10,
+    )
+
+
+def make_regression(
+    n_train: int = 512,
+    n_test: int = 256,
+    in_features: int = 10,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> Split:
+    """A synthetic nonlinear regression task: y = sin(a·x) + 0.5 (b·x)² / d + noise.
+
+    ``a`` and ``b`` are random directions fixed by ``seed``; inputs are standard normal. Targets have
+    shape (N, 1) for use with ``torch.nn.MSELoss``.
+    """
+    check_int("n_train", n_train, minimum=1)
+    check_int("n_test", n_test, minimum=1)
+    check_int("in_features", in_features, minimum=1)
+    check_float("noise", noise, minimum=0.0)
+    check_int("seed", seed, minimum=0)
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(in_features, generator=gen) / math.sqrt(in_features)
+    b = torch.randn(in_features, generator=gen) / math.sqrt(in_features)
+    x = torch.randn(n_train + n_test, in_features, generator=gen)
+    y = torch.sin(x @ a) + 0.5 * (x @ b) ** 2
+    y = y + noise * torch.randn(y.shape, generator=gen)
+    y = y.unsqueeze(1)
+    return Split(x[:n_train], y[:n_train], x[n_train:], y[n_train:], n_classes=None)
+
+
+def batches(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield shuffled minibatches forever (an infinite stream of epochs), reproducibly.
+
+    The last, smaller batch of each epoch is dropped so that every step sees ``batch_size`` examples
+    (BatchNorm misbehaves on tiny batches).
+    """
+    check_int("batch_size", batch_size, minimum=1)
+    if len(x) != len(y):
+        raise ValueError(f"`x` has {len(x)} rows but `y` has {len(y)}; they must match.")
+    n = len(x)
+    if batch_size > n:
+        raise ValueError(f"`batch_size`={batch_size} is larger than the dataset ({n} examples).")
+    while True:
+        order = torch.randperm(n, generator=generator).to(x.device)
+        for start in range(0, n - batch_size + 1, batch_size):
+            idx = order[start : start + batch_size]
+            yield x[idx], y[idx]

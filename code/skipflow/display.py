@@ -1,0 +1,37 @@
+"""Showing numbers in the book and in Colab with the same notebook.
+
+The book inserts measured numbers into sentences with myst-nb's ``glue``. Colab has no myst-nb, so
+:func:`glue` falls back to printing the value: the same notebook runs in both places.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from skipflow.plots import use_style
+from skipflow.runtime import describe
+
+
+def glue(name: str, value: object, display: bool = False) -> object:
+    """Make ``value`` available to the text as ``{glue:text}`name``` and return it unchanged.
+
+    Tensors of one element become Python numbers so that format specs such as ``:.2f`` work. Outside the
+    book build (no myst-nb) the value is printed as ``name = value``.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"`name` must be a simple identifier such as 'ratio_20', got {name!r}.")
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    try:
+        from myst_nb import glue as _myst_glue
+    except ImportError:
+        print(f"{name} = {value}")
+    else:
+        _myst_glue(name, value, display=display)
+    return value
+
+
+def setup_notebook() -> None:
+    """Apply the course's plot style and print one line about the environment."""
+    use_style()
+    print(describe())

@@ -1,0 +1,130 @@
+"""Matplotlib helpers so every figure in the course shares one style.
+
+Conventions: gradient norms go on a log scale; plain networks are drawn in red, residual ones in blue;
+every axis has a label and every figure a title, because the static HTML has no tooltip to explain them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+COLORS = {
+    "plain": "#c0392b",
+    "residual": "#2471a3",
+    "pre": "#2471a3",
+    "post": "#d68910",
+    "neutral": "#566573",
+}
+CYCLE = ["#2471a3", "#c0392b", "#229954", "#d68910", "#7d3c98", "#17a589", "#566573", "#a04000"]
+
+
+def use_style() -> None:
+    """Apply the course's matplotlib style (called by :func:`skipflow.setup_notebook`)."""
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (7.0, 4.0),
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titlesize": 12,
+            "axes.labelsize": 11,
+            "legend.fontsize": 9,
+            "legend.frameon": False,
+            "axes.prop_cycle": mpl.cycler(color=CYCLE),
+        }
+    )
+
+
+def _as_array(values: Sequence[float] | torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().double().numpy()
+    return np.asarray(values, dtype=float)
+
+
+def plot_per_layer(
+    series: Mapping[str, Sequence[float] | torch.Tensor],
+    ax: plt.Axes | None = None,
+    title: str = "",
+    ylabel: str = "‖∂𝓛/∂W‖",
+    xlabel: str = "layer (1 = closest to the input)",
+    log: bool = True,
+    colors: Mapping[str, str] | None = None,
+) -> plt.Axes:
+    """One line per entry of ``series`` (label → per-layer values), layers numbered from 1."""
+    if not isinstance(series, Mapping) or not series:
+        raise TypeError("`series` must be a non-empty dict mapping a label to per-layer values.")
+    ax = ax or plt.subplots()[1]
+    for label, values in series.items():
+        y = _as_array(values)
+        color = (colors or {}).get(label)
+        ax.plot(np.arange(1, len(y) + 1), y, marker="o", ms=3, label=label, color=color)
+    if log:
+        ax.set_yscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    return ax
+
+
+def plot_band(
+    runs: Sequence[Sequence[float]] | np.ndarray | torch.Tensor,
+    ax: plt.Axes,
+    label: str,
+    color: str | None = None,
+    x: Sequence[float] | None = None,
+    log: bool = False,
+) -> plt.Axes:
+    """Median of several runs (rows) as a line, with the min-max band across runs shaded."""
+    arr = _as_array(runs)
+    if arr.ndim != 2:
+        raise ValueError("`runs` must be 2-D: one row per seed, one column per step or layer.")
+    xs = np.arange(arr.shape[1]) if x is None else np.asarray(x)
+    (line,) = ax.plot(xs, np.median(arr, axis=0), label=label, color=color)
+    ax.fill_between(xs, arr.min(axis=0), arr.max(axis=0), color=line.get_color(), alpha=0.2, lw=0)
+    if log:
+        ax.set_yscale("log")
+    return ax
+
+
+def smooth(values: Sequence[float], window: int = 10) -> np.ndarray:
+    """A trailing moving average (for noisy minibatch losses); the first points average what exists."""
+    arr = _as_array(values)
+    if window < 1:
+        raise ValueError("`window` must be >= 1.")
+    csum = np.cumsum(np.insert(arr, 0, 0.0))
+    out = np.empty_like(arr)
+    for i in range(len(arr)):
+        lo = max(0, i + 1 - window)
+        out[i] = (csum[i + 1] - csum[lo]) / (i + 1 - lo)
+    return out
+
+
+def plot_losses(
+    histories: Mapping[str, Sequence],
+    ax: plt.Axes | None = None,
+    title: str = "Training loss",
+    window: int = 10,
+    log: bool = True,
+    colors: Mapping[str, str] | None = None,
+) -> plt.Axes:
+    """Smoothed training loss of several configurations, each a list of Histories (one per seed).
+
+    Draws the median across seeds and shades the min-max band, so the spread is visible.
+    """
+    ax = ax or plt.subplots()[1]
+    for label, runs in histories.items():
+        n = min(len(h.loss) for h in runs)
+        rows = np.stack([smooth(h.loss[:n], window) for h in runs])
+        plot_band(rows, ax, label=f"{label} ({len(runs)} seeds)", color=(colors or {}).get(label))
+    if log:
+        ax.set_yscale("log")
+    ax.set(title=title, xlabel="step", ylabel="minibatch loss (smoothed)")
+    ax.legend()
+    return ax

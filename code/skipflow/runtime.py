@@ -1,0 +1,86 @@
+"""Where the code runs: seeding, device choice, and detecting Colab, CI and the book build."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+from skipflow._validate import check_choice, check_int
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python's, NumPy's and PyTorch's generators and return a fresh seeded ``torch.Generator``.
+
+    The returned generator is what the data loaders in :mod:`skipflow.train` use for shuffling, so a run
+    is reproducible even if other code draws random numbers in between.
+    """
+    check_int("seed", seed, minimum=0)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA on every device
+    return torch.Generator().manual_seed(seed)
+
+
+def device(prefer: str | None = None) -> torch.device:
+    """Pick the device to compute on: CUDA if present, else Apple's MPS, else the CPU.
+
+    ``prefer`` (or the environment variable ``SKIPFLOW_DEVICE``) forces one of ``"cuda"``, ``"mps"``,
+    ``"cpu"``; asking for a device that is not available raises a ``ValueError`` saying so.
+    """
+    prefer = prefer if prefer is not None else os.environ.get("SKIPFLOW_DEVICE") or None
+    if prefer is not None:
+        check_choice("prefer", prefer, ["cuda", "mps", "cpu"])
+        if prefer == "cuda" and not torch.cuda.is_available():
+            raise ValueError("`prefer`='cuda' but no CUDA device is available; use 'cpu' or None.")
+        if prefer == "mps" and not _mps_available():
+            raise ValueError("`prefer`='mps' but MPS is not available; use 'cpu' or None.")
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def in_ci() -> bool:
+    """True under continuous integration (most CI services set ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() in _TRUE
+
+
+def show_progress() -> bool:
+    """Whether loops should draw progress bars.
+
+    On by default for readers. ``SKIPFLOW_PROGRESS=0`` turns bars off; the Makefile sets it for the test
+    run and the book build, so the HTML shows results rather than stale progress bars.
+    """
+    value = os.environ.get("SKIPFLOW_PROGRESS")
+    if value is not None:
+        return value.strip().lower() in _TRUE
+    return not in_ci()
+
+
+def describe() -> str:
+    """One line about the environment, printed by the setup cell of every chapter."""
+    where = "Colab" if in_colab() else ("CI" if in_ci() else "local")
+    return f"torch {torch.__version__} | device: {device()} | {where}"
+
+
+def set_threads(n: int) -> None:
+    """Limit PyTorch's intra-op threads (used by benchmarks to make timings comparable)."""
+    torch.set_num_threads(check_int("n", n, minimum=1))
