@@ -1,0 +1,88 @@
+"""The repository's rules for notebooks, as functions that return a list of problems.
+
+They live apart from the tests so that tests/test_hygiene.py can show each rule catching a broken notebook
+(every hygiene check must be able to fail), and tools can reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from new_chapter import SETUP_CELL  # noqa: E402
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(/(root|home|work|tmp|Users|mnt|opt)/|[A-Za-z]:\\\\)")
+REPO_URL_IN_CELL = re.compile(r'REPO_URL = "([^"]+)"')
+
+
+def config_repo_url(root: Path = ROOT) -> str:
+    """The repository URL kept in _config.yml (the one place it is configured)."""
+    return yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"]
+
+
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every `file:` entry of _toc.yml, plus its root page."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return files
+
+
+def source(cell: dict) -> str:
+    text = cell.get("source", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
+def notebook_problems(path: Path, toc: list[str], repo_url: str) -> list[str]:
+    """Everything wrong with one notebook, as readable sentences (empty when it is clean)."""
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return [f"{path.name}: not readable JSON ({exc})"]
+    problems = []
+    cells = nb.get("cells", [])
+    for i, cell in enumerate(cells):
+        if cell.get("cell_type") == "code" and (cell.get("outputs") or cell.get("execution_count")):
+            problems.append(f"{path.name}: cell {i} has stored outputs; strip them before committing")
+    kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name")
+    if kernel != "python3":
+        problems.append(f"{path.name}: kernelspec is {kernel!r}, must be 'python3'")
+    if not cells or source(cells[0]) != SETUP_CELL:
+        problems.append(f"{path.name}: the first cell is not the standard setup cell (tools/new_chapter.py)")
+    else:
+        match = REPO_URL_IN_CELL.search(source(cells[0]))
+        if not match or match.group(1) != repo_url:
+            problems.append(f"{path.name}: the setup cell's REPO_URL does not match _config.yml ({repo_url})")
+    stem = f"{path.parent.name}/{path.stem}"
+    if stem not in toc:
+        problems.append(f"{path.name}: not listed in _toc.yml")
+    for i, cell in enumerate(cells):
+        if ABSOLUTE_PATH.search(source(cell)):
+            problems.append(f"{path.name}: cell {i} contains an absolute path")
+    return problems
+
+
+def text_file_problems(path: Path) -> list[str]:
+    """Absolute paths in a config or text file."""
+    return [
+        f"{path.name}: line {n} contains an absolute path"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if ABSOLUTE_PATH.search(line)
+    ]

@@ -1,0 +1,117 @@
+"""Simulate Colab: each chapter, copied alone into an empty folder, installs skipflow in its setup cell.
+
+The kernel runs in a throw-away virtual environment that sees every package of .venv except skipflow (a
+`.pth` file points at a folder of links to .venv's site-packages, minus skipflow's entries). So the setup cell
+cannot import skipflow and finds no ../code: it must pip-install it. ``SKIPFLOW_INSTALL_SOURCE`` points that
+install at this checkout instead of the repository URL, which is the only difference from real Colab.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+SITE = Path(sysconfig.get_paths()["purelib"])
+
+RUNNER = textwrap.dedent(
+    """
+    import sys, nbformat, nbclient
+    nb = nbformat.read(sys.argv[1], as_version=4)
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=600,
+                            resources={"metadata": {"path": sys.argv[2]}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    print("\\n".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream"))
+    """
+)
+
+
+def site_without_skipflow(tmp: Path) -> Path:
+    """A folder of links to .venv's site-packages entries, leaving out skipflow's."""
+    farm = tmp / "site-links"
+    farm.mkdir()
+    for entry in SITE.iterdir():
+        if "skipflow" in entry.name.lower():
+            continue
+        (farm / entry.name).symlink_to(entry)
+    return farm
+
+
+def package_source(tmp: Path) -> Path:
+    """A copy of what `pip install <repository>` needs, so the build leaves the checkout untouched."""
+    src = tmp / "repository"
+    shutil.copytree(ROOT / "code", src / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, src / name)
+    return src
+
+
+def colab_like_python(tmp: Path) -> Path:
+    """A new virtual environment whose Python sees .venv's packages (not skipflow) and can pip install."""
+    env = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    own_site = Path(
+        subprocess.run(
+            [str(env / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    # a .pth adds the folder to sys.path *after* the venv's own site-packages, where pip installs skipflow
+    (own_site / "shared-packages.pth").write_text(str(site_without_skipflow(tmp)) + "\n")
+    return env / "bin" / "python"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell(notebook, tmp_path):
+    python = colab_like_python(tmp_path)
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.util as u; print(u.find_spec('skipflow') is None)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "True", "the simulated Colab must start without skipflow"
+
+    workdir = tmp_path / "content"  # Colab's working folder, with nothing but the notebook
+    workdir.mkdir()
+    shutil.copy(notebook, workdir / notebook.name)
+    (tmp_path / "run.py").write_text(RUNNER)
+    env = {**os.environ, "SKIPFLOW_INSTALL_SOURCE": str(package_source(tmp_path)), "SKIPFLOW_PROGRESS": "0", "MPLBACKEND": "Agg"}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [str(python), str(tmp_path / "run.py"), str(workdir / notebook.name), str(workdir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"{notebook.name} failed in the Colab simulation:\n{result.stderr[-4000:]}"
+    assert "torch" in result.stdout  # the setup cell printed the environment line
+    installed = subprocess.run(
+        [str(python), "-c", "import skipflow, pathlib; print(pathlib.Path(skipflow.__file__).parent)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.strip()
+    assert Path(installed).is_relative_to(tmp_path / "venv"), "skipflow should come from the new install"
+    assert list(workdir.iterdir()) == [workdir / notebook.name], "notebooks must write no files"
+
+
+def test_no_stray_files_in_chapters():
+    allowed = {".ipynb"}
+    stray = [p.name for p in (ROOT / "chapters").iterdir() if p.is_file() and p.suffix not in allowed]
+    assert stray == [], f"unexpected files in chapters/: {stray}"

@@ -1,0 +1,123 @@
+"""Repository hygiene: notebooks, configuration and layout follow the rules in DESIGN.md.
+
+Each rule is a function in tests/notebook_rules.py; the tests run it on the real repository and also on a
+deliberately broken copy, to show that it can fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from notebook_rules import (
+    ROOT,
+    SETUP_CELL,
+    config_repo_url,
+    notebook_problems,
+    text_file_problems,
+    toc_files,
+)
+
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+TOC = toc_files()
+URL = config_repo_url()
+
+
+def test_there_are_notebooks_and_each_toc_entry_exists():
+    assert NOTEBOOKS, "chapters/ holds no notebooks"
+    for entry in TOC:
+        candidates = [ROOT / f"{entry}{ext}" for ext in (".md", ".ipynb")]
+        assert any(c.exists() for c in candidates), f"_toc.yml lists {entry!r}, which does not exist"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_follows_the_rules(path):
+    assert notebook_problems(path, TOC, URL) == []
+
+
+@pytest.mark.parametrize("name", ["_config.yml", "_toc.yml", "Makefile", "pyproject.toml", "README.md"])
+def test_config_has_no_absolute_paths(name):
+    path = ROOT / name
+    if not path.exists():
+        pytest.skip(f"{name} is not there yet")
+    assert text_file_problems(path) == []
+
+
+def test_setup_cell_url_matches_config():
+    assert f'REPO_URL = "{URL}"' in SETUP_CELL
+
+
+def test_code_folder_is_not_a_package():
+    # `code` would shadow the standard-library module that pdb and IPython import
+    assert not (ROOT / "code" / "__init__.py").exists()
+    assert (ROOT / "code" / "skipflow" / "__init__.py").exists()
+
+
+def test_exercises_never_set_hide_solutions():
+    config = (ROOT / "_config.yml").read_text()
+    assert "hide_solutions" not in config  # crashes with sphinx-exercise's gated directives
+
+
+# --- the rules can fail --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def good_notebook(tmp_path: Path) -> tuple[Path, dict]:
+    nb = json.loads((ROOT / "chapters" / "00_how_to_use.ipynb").read_text())
+    folder = tmp_path / "chapters"
+    folder.mkdir()
+    return folder / "00_how_to_use.ipynb", nb
+
+
+def problems_of(path: Path, nb: dict, toc=TOC, url=URL) -> list[str]:
+    path.write_text(json.dumps(nb))
+    return notebook_problems(path, toc, url)
+
+
+def test_rules_pass_a_clean_copy(good_notebook):
+    path, nb = good_notebook
+    assert problems_of(path, nb) == []
+
+
+def test_rules_catch_stored_outputs(good_notebook):
+    path, nb = good_notebook
+    bad = copy.deepcopy(nb)
+    code = next(c for c in bad["cells"] if c["cell_type"] == "code")
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "hi"}]
+    assert any("stored outputs" in p for p in problems_of(path, bad))
+
+
+def test_rules_catch_a_wrong_kernel(good_notebook):
+    path, nb = good_notebook
+    bad = copy.deepcopy(nb)
+    bad["metadata"]["kernelspec"]["name"] = "my-env"
+    assert any("kernelspec" in p for p in problems_of(path, bad))
+
+
+def test_rules_catch_an_edited_setup_cell(good_notebook):
+    path, nb = good_notebook
+    bad = copy.deepcopy(nb)
+    bad["cells"][0]["source"] = SETUP_CELL.replace("import skipflow", "import skipflow  # edited")
+    assert any("setup cell" in p for p in problems_of(path, bad))
+
+
+def test_rules_catch_a_url_mismatch(good_notebook):
+    path, nb = good_notebook
+    assert any("REPO_URL" in p for p in problems_of(path, nb, url="https://example.org/other"))
+
+
+def test_rules_catch_a_notebook_missing_from_the_toc(good_notebook):
+    path, nb = good_notebook
+    assert any("_toc.yml" in p for p in problems_of(path, nb, toc=["intro"]))
+
+
+def test_rules_catch_absolute_paths(good_notebook, tmp_path):
+    path, nb = good_notebook
+    bad = copy.deepcopy(nb)
+    bad["cells"][1]["source"] = "data = open('/home/alice/digits.csv')"
+    assert any("absolute path" in p for p in problems_of(path, bad))
+    config = tmp_path / "conf.yml"
+    config.write_text("path: /work/main/book\nurl: https://github.com/a/b\n")
+    assert len(text_file_problems(config)) == 1  # the URL is not a path
