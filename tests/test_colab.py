@@ -88,7 +88,12 @@ def test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell(notebook,
     workdir.mkdir()
     shutil.copy(notebook, workdir / notebook.name)
     (tmp_path / "run.py").write_text(RUNNER)
-    env = {**os.environ, "SKIPFLOW_INSTALL_SOURCE": str(package_source(tmp_path)), "SKIPFLOW_PROGRESS": "0", "MPLBACKEND": "Agg"}
+    env = {
+        **os.environ,
+        "SKIPFLOW_INSTALL_SOURCE": str(package_source(tmp_path)),
+        "SKIPFLOW_PROGRESS": "0",
+        "MPLBACKEND": "Agg",
+    }
     env.pop("PYTHONPATH", None)
     result = subprocess.run(
         [str(python), str(tmp_path / "run.py"), str(workdir / notebook.name), str(workdir)],
@@ -115,3 +120,34 @@ def test_no_stray_files_in_chapters():
     allowed = {".ipynb"}
     stray = [p.name for p in (ROOT / "chapters").iterdir() if p.is_file() and p.suffix not in allowed]
     assert stray == [], f"unexpected files in chapters/: {stray}"
+
+
+@pytest.mark.slow
+def test_setup_cell_uses_the_code_folder_of_a_plain_clone(tmp_path):
+    """With nothing installed, a notebook in chapters/ of a clone imports skipflow from ../code."""
+    python = colab_like_python(tmp_path)
+    clone = tmp_path / "clone"
+    shutil.copytree(ROOT / "code", clone / "code", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (clone / "chapters").mkdir()
+    notebook = clone / "chapters" / "00_how_to_use.ipynb"
+    shutil.copy(ROOT / "chapters" / notebook.name, notebook)
+    (tmp_path / "run.py").write_text(RUNNER + "\nimport skipflow\n")
+    env = {**os.environ, "SKIPFLOW_INSTALL_SOURCE": str(tmp_path / "missing"), "SKIPFLOW_PROGRESS": "0"}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [str(python), str(tmp_path / "run.py"), str(notebook), str(notebook.parent)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "torch" in result.stdout
+    # nothing was installed: the kernel found the package through ../code
+    still_missing = subprocess.run(
+        [str(python), "-c", "import importlib.util as u; print(u.find_spec('skipflow') is None)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert still_missing.stdout.strip() == "True"
