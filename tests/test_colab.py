@@ -131,7 +131,7 @@ def test_setup_cell_uses_the_code_folder_of_a_plain_clone(tmp_path):
     (clone / "chapters").mkdir()
     notebook = clone / "chapters" / "00_how_to_use.ipynb"
     shutil.copy(ROOT / "chapters" / notebook.name, notebook)
-    (tmp_path / "run.py").write_text(RUNNER + "\nimport skipflow\n")
+    (tmp_path / "run.py").write_text(RUNNER)
     env = {**os.environ, "SKIPFLOW_INSTALL_SOURCE": str(tmp_path / "missing"), "SKIPFLOW_PROGRESS": "0"}
     env.pop("PYTHONPATH", None)
     result = subprocess.run(
