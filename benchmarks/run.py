@@ -153,7 +153,6 @@ def main() -> int:
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     os.environ.setdefault("SKIPFLOW_PROGRESS", "0")
-    os.environ.setdefault("MPLBACKEND", "Agg")
 
     notebooks = sorted((ROOT / "chapters").glob("*.ipynb"))
     if args.only:

@@ -92,7 +92,6 @@ def test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell(notebook,
         **os.environ,
         "SKIPFLOW_INSTALL_SOURCE": str(package_source(tmp_path)),
         "SKIPFLOW_PROGRESS": "0",
-        "MPLBACKEND": "Agg",
     }
     env.pop("PYTHONPATH", None)
     result = subprocess.run(

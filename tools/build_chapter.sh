@@ -17,7 +17,7 @@ pathlib.Path(sys.argv[1]).write_text(yaml.safe_dump(cfg))
 PY
 log="$out/build.log"
 mkdir -p "$out"
-SKIPFLOW_PROGRESS=0 MPLBACKEND=Agg .venv/bin/jupyter-book build . --config "$cfg" --path-output "$out" -n --keep-going \
+SKIPFLOW_PROGRESS=0 .venv/bin/jupyter-book build . --config "$cfg" --path-output "$out" -n --keep-going \
   2>&1 | tee "$log" | grep -E "WARNING|ERROR|build succeeded|Traceback" || true
 status=0
 for name in "$@"; do

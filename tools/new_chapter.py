@@ -38,7 +38,7 @@ SKELETON = [
     ("markdown", "# {title}\n\n```{{admonition}} Learning objectives\n- ...\n```"),
     ("markdown", "## Key takeaways\n\n- ..."),
     ("markdown", "## Exercises\n\n..."),
-    ("markdown", "## References\n\n```{{bibliography}}\n:filter: docname in docnames\n```"),
+    ("markdown", "## References\n\n```{{footbibliography}}\n```"),
 ]
 
 

@@ -32,6 +32,24 @@ def glue(name: str, value: object, display: bool = False) -> object:
 
 
 def setup_notebook() -> None:
-    """Apply the course's plot style and print one line about the environment."""
+    """Show figures inline, apply the course's plot style, and print one line about the environment."""
+    _inline_figures()
     use_style()
     print(describe())
+
+
+def _inline_figures() -> None:
+    """Inside a Jupyter kernel, draw figures inline even if ``MPLBACKEND`` names another backend.
+
+    With ``MPLBACKEND=Agg`` in the environment (common on headless machines) the kernel would otherwise
+    render nothing, and the book would silently lose every figure.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        import matplotlib
+
+        matplotlib.use("module://matplotlib_inline.backend_inline")
