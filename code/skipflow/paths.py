@@ -1,0 +1,490 @@
+"""The unraveled view of a residual network: paths, their lengths, and the gradient each length carries.
+
+A network of n residual blocks h_l = h_{l-1} + F_l(h_{l-1}) can be written as a sum over 2^n *paths*: at
+each block a path either goes through the branch F_l or takes the identity shortcut (Veit et al., 2016).
+The number of branches a path passes through is its *length* k, and C(n, k) paths have length k.
+
+For the forward pass this expansion is exact only when the branches are linear. For the backward pass it is
+always exact: the input gradient is g_L · Π_l (I + J_l), a product of the Jacobians at the forward pass, and
+expanding that product sorts every term by the number of J_l factors it contains. Two ways to measure the
+gradient that paths of length k carry are implemented here:
+
+- :func:`sample_path_gradients`, Veit et al.'s method: sample paths of length k, backpropagate along each one
+  alone, and average the gradient norms (a sum of norms, estimated by sampling);
+- :func:`gradient_by_path_length`, an exact dynamic programme over path length with O(L²) vector-Jacobian
+  products: a_k, the sum of the gradients of all paths of length k (a norm of a sum, computed exactly).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib import patches
+from torch import nn
+
+from skipflow._validate import check_choice, check_float, check_int
+from skipflow.blocks import ResidualBlock
+from skipflow.plots import COLORS
+from skipflow.probes import default_loss
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# ---------------------------------------------------------------------------------------------------------
+# Counting paths
+# ---------------------------------------------------------------------------------------------------------
+
+
+def count_paths(n_blocks: int, length: int | None = None) -> int:
+    """The number of paths through ``n_blocks`` residual blocks: 2^n, or C(n, k) of a given ``length`` k."""
+    check_int("n_blocks", n_blocks, minimum=0)
+    if length is None:
+        return 2**n_blocks
+    check_int("length", length, minimum=0)
+    return math.comb(n_blocks, length)  # 0 when length > n_blocks
+
+
+def path_length_distribution(n_blocks: int) -> torch.Tensor:
+    """The share of paths of each length k = 0…n, C(n, k) / 2^n, as a float64 tensor of length n + 1."""
+    check_int("n_blocks", n_blocks, minimum=0)
+    counts = [math.comb(n_blocks, k) for k in range(n_blocks + 1)]
+    return torch.tensor(counts, dtype=torch.float64) / 2**n_blocks
+
+
+def fraction_of_paths(n_blocks: int, lo: int, hi: int) -> float:
+    """The exact share of the 2^n paths whose length k satisfies lo ≤ k ≤ hi (integer arithmetic)."""
+    check_int("n_blocks", n_blocks, minimum=0)
+    check_int("lo", lo, minimum=0)
+    check_int("hi", hi, minimum=0)
+    if lo > hi:
+        raise ValueError(f"`lo` ({lo}) must not exceed `hi` ({hi}); swap them.")
+    inside = sum(math.comb(n_blocks, k) for k in range(lo, min(hi, n_blocks) + 1))
+    return inside / 2**n_blocks
+
+
+def enumerate_paths(n_blocks: int) -> list[tuple[int, ...]]:
+    """Every path as the sorted tuple of the blocks (0-based) whose branch it enters, shortest first."""
+    check_int("n_blocks", n_blocks, minimum=0)
+    return [c for k in range(n_blocks + 1) for c in itertools.combinations(range(n_blocks), k)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The forward expansion
+# ---------------------------------------------------------------------------------------------------------
+
+
+def path_output(
+    branches: Sequence[Callable[[torch.Tensor], torch.Tensor]], path: Sequence[int], x: torch.Tensor
+):
+    """The output of one path: the branches listed in ``path`` applied to ``x`` in order, others skipped."""
+    out = x
+    for i in sorted(path):
+        if not 0 <= i < len(branches):
+            raise ValueError(f"`path` names block {i}, but there are only {len(branches)} branches.")
+        out = branches[i](out)
+    return out
+
+
+def residual_forward(branches: Sequence[Callable[[torch.Tensor], torch.Tensor]], x: torch.Tensor):
+    """The residual network itself: h_l = h_{l-1} + F_l(h_{l-1}) for each branch in turn."""
+    h = x
+    for branch in branches:
+        h = h + branch(h)
+    return h
+
+
+def unrolled_sum(branches: Sequence[Callable[[torch.Tensor], torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+    """The sum of the 2^n path outputs. It equals :func:`residual_forward` when every branch is linear."""
+    if len(branches) > 12:
+        raise ValueError(f"`branches` has {len(branches)} entries: 2^n paths is too many; use at most 12.")
+    return sum(path_output(branches, p, x) for p in enumerate_paths(len(branches)))
+
+
+def branch_jacobians(
+    branches: Sequence[Callable[[torch.Tensor], torch.Tensor]], x: torch.Tensor
+) -> list[torch.Tensor]:
+    """J_l = ∂F_l/∂h_{l-1} of each branch at the residual network's forward pass, for one 1-D input ``x``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 1:
+        raise ValueError("`x` must be a 1-D tensor (one example); use x[0] for the first row of a batch.")
+    jacs, h = [], x
+    for branch in branches:
+        jacs.append(torch.autograd.functional.jacobian(branch, h))
+        h = h + branch(h)
+    return jacs
+
+
+def path_jacobian(jacobians: Sequence[torch.Tensor], path: Sequence[int]) -> torch.Tensor:
+    """The Jacobian of one path, J_{s_m} ⋯ J_{s_1} for the blocks s_1 < … < s_m it enters (I for none)."""
+    if len(jacobians) == 0:
+        raise ValueError("`jacobians` must hold at least one matrix (see branch_jacobians).")
+    out = torch.eye(jacobians[0].shape[1], dtype=jacobians[0].dtype)
+    for i in sorted(path):
+        if not 0 <= i < len(jacobians):
+            raise ValueError(f"`path` names block {i}, but there are only {len(jacobians)} Jacobians.")
+        out = jacobians[i] @ out
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The exact decomposition of the gradient by path length
+# ---------------------------------------------------------------------------------------------------------
+
+
+def recursion_step(
+    a: Sequence[torch.Tensor], branch_vjp: Callable[[torch.Tensor], torch.Tensor]
+) -> list[torch.Tensor]:
+    """One block of the path-length recursion, for a block h_out = h_in + F(h_in).
+
+    ``a[k]`` is the gradient that paths of length k carry at h_out; the result holds it at h_in. A path
+    either skips the block (its length stays k) or enters F (its length grows by one), so
+
+        new[k] = a[k] + VJP_F(a[k-1]),
+
+    with a[-1] = 0 and a[len(a)] = 0: the list grows by one entry. (Updating a fixed array *in place* gives
+    the same result if k runs from high to low, so that a[k-1] is still the old value when it is read.)
+    """
+    if len(a) == 0:
+        raise ValueError("`a` must hold at least a_0 (the gradient arriving at the block's output).")
+    through = [branch_vjp(v) for v in a]
+    return [a[0]] + [a[k] + through[k - 1] for k in range(1, len(a))] + [through[-1]]
+
+
+def _check_blocks(model: nn.Module) -> list[ResidualBlock]:
+    if not (hasattr(model, "stem") and hasattr(model, "blocks") and hasattr(model, "head")):
+        raise TypeError("`model` must be a skipflow.models.Net (it needs `.stem`, `.blocks` and `.head`).")
+    blocks = list(model.blocks)
+    for i, block in enumerate(blocks):
+        if not isinstance(block, ResidualBlock):
+            raise TypeError(
+                f"`model.blocks[{i}]` is a {type(block).__name__}: paths need residual blocks "
+                "(a plain network has exactly one path)."
+            )
+        if not isinstance(block.shortcut, nn.Identity):
+            raise ValueError(
+                f"`model.blocks[{i}]` has a non-identity shortcut; the path view here needs identity."
+            )
+    return blocks
+
+
+@dataclass
+class _Linearized:
+    """The model's forward pass, linearized: one VJP function per piece, and the gradient at h_L."""
+
+    stem_vjp: Callable
+    after_vjps: list[Callable]
+    branch_vjps: list[Callable]
+    alphas: list[torch.Tensor]
+    g_out: torch.Tensor  # ∂𝓛/∂h_L
+
+
+def _linearize(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn | None) -> _Linearized:
+    from torch.func import grad, vjp
+
+    blocks = _check_blocks(model)
+    h, stem_vjp = vjp(model.stem, x)
+    after_vjps, branch_vjps, alphas = [], [], []
+    for block in blocks:
+        f, branch_vjp = vjp(block.branch, h)
+        h, after_vjp = vjp(block.after, h + block.alpha * f)
+        after_vjps.append(after_vjp)
+        branch_vjps.append(branch_vjp)
+        alphas.append(block.alpha.detach())
+
+    def tail(h_last: torch.Tensor) -> torch.Tensor:
+        return (loss_fn or default_loss)(model.head(model.final(h_last)), y)
+
+    return _Linearized(stem_vjp, after_vjps, branch_vjps, alphas, grad(tail)(h.detach()))
+
+
+def _batched(vjp_fn: Callable, v: torch.Tensor) -> torch.Tensor:
+    """Apply a VJP function to each row of ``v`` (a stack of cotangents) in one vectorized call."""
+    from torch.func import vmap
+
+    if v.shape[0] == 0:
+        return v
+    return vmap(lambda c: vjp_fn(c)[0])(v)
+
+
+def _check_inputs(model: object, x: object, y: object, at: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError("`x` and `y` must be tensors (a batch of inputs and their targets).")
+    if len(x) != len(y):
+        raise ValueError(f"`x` has {len(x)} rows but `y` has {len(y)}; they must match.")
+    check_choice("at", at, ("input", "stream"))
+
+
+class _EvalMode:
+    """Put a model in eval mode for a ``with`` block and restore its mode afterwards."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self) -> nn.Module:
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.train(self.was_training)
+
+
+def gradient_by_path_length(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn | None = None,
+    at: str = "input",
+) -> torch.Tensor:
+    """The exact decomposition a_0, …, a_L of the gradient of the loss by path length.
+
+    ``a_k`` sums the gradients of all C(L, k) paths that pass through exactly k residual branches, so
+    Σ_k a_k is autograd's gradient. It walks backwards through the blocks once, applying
+    :func:`recursion_step` at each (an activation after the addition multiplies both terms by its mask):
+    L(L+1)/2 vector-Jacobian products in all.
+
+    Args:
+        model: a :class:`skipflow.models.Net` of :class:`skipflow.blocks.ResidualBlock` with identity
+            shortcuts. It is evaluated in eval mode (so BatchNorm uses its running statistics and each
+            example is independent of the others); its mode is restored afterwards.
+        x, y: a batch of inputs and targets; the loss is the batch mean, as in training.
+        loss_fn: defaults to cross-entropy for class labels, MSE otherwise.
+        at: ``"input"`` for ∂𝓛/∂x, ``"stream"`` for ∂𝓛/∂h_0 (the stem's output, before the first block).
+
+    Returns:
+        A tensor of shape (L + 1, *x.shape) (or of h_0's shape for ``at="stream"``); row k is a_k.
+    """
+    _check_inputs(model, x, y, at)
+    with _EvalMode(model), torch.no_grad():  # torch.func's vjp still differentiates inside no_grad
+        lin = _linearize(model, x, y, loss_fn)
+        a = lin.g_out.unsqueeze(0)  # only the empty path (k = 0) at h_L
+        for after_vjp, branch_vjp, alpha in zip(
+            reversed(lin.after_vjps), reversed(lin.branch_vjps), reversed(lin.alphas), strict=True
+        ):
+            a = _batched(after_vjp, a)  # the mask of a post-activation multiplies every length
+            through = alpha * _batched(branch_vjp, a)  # entering F lengthens each path by one
+            zero = torch.zeros_like(a[:1])
+            a = torch.cat([a, zero]) + torch.cat([zero, through])
+        if at == "input":
+            a = _batched(lin.stem_vjp, a)
+    return a.detach()
+
+
+def autograd_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn | None = None, at: str = "input"
+) -> torch.Tensor:
+    """Autograd's ∂𝓛/∂x (or ∂𝓛/∂h_0 for ``at="stream"``) in eval mode: the reference for Σ_k a_k."""
+    _check_inputs(model, x, y, at)
+    with _EvalMode(model):
+        x = x.detach().clone().requires_grad_(True)
+        h0 = model.stem(x)
+        h = h0
+        for block in model.blocks:
+            h = block(h)
+        loss = (loss_fn or default_loss)(model.head(model.final(h)), y)
+        (g,) = torch.autograd.grad(loss, x if at == "input" else h0)
+    return g.detach()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Veit et al.'s sampling method
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PathProfile:
+    """The gradient carried by paths of each length k = 0…L, measured by one method.
+
+    - ``per_path[k]``: the typical gradient norm of *one* path of length k;
+    - ``total[k]``: the contribution of all C(L, k) paths of length k together;
+    - ``method``: ``"sampled"`` (Veit et al.: per_path is the mean norm, total = C(L, k)·per_path, a sum of
+      norms) or ``"exact"`` (total = ‖a_k‖, a norm of a sum; per_path = ‖a_k‖ / C(L, k));
+    - ``exact_k``: for the sampled method, True where all C(L, k) paths were enumerated instead of sampled;
+    - ``estimate``: for the sampled method, C(L, k)·(mean of the sampled path gradients), an unbiased but
+      noisy estimate of the vector a_k.
+    """
+
+    per_path: torch.Tensor
+    total: torch.Tensor
+    method: str
+    exact_k: torch.Tensor | None = None
+    estimate: torch.Tensor | None = None
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """The path lengths 0…L."""
+        return torch.arange(len(self.total))
+
+
+def exact_profile(a: torch.Tensor) -> PathProfile:
+    """A :class:`PathProfile` from the exact decomposition ``a`` of :func:`gradient_by_path_length`."""
+    if not isinstance(a, torch.Tensor) or a.dim() < 2:
+        raise ValueError("`a` must be the (L + 1, ...) tensor returned by gradient_by_path_length.")
+    n = len(a) - 1
+    total = a.flatten(1).norm(dim=1).double().cpu()
+    counts = torch.tensor([math.comb(n, k) for k in range(n + 1)], dtype=torch.float64)
+    return PathProfile(per_path=total / counts, total=total, method="exact")
+
+
+def _sample_subsets(n: int, k: int, samples: int, generator: torch.Generator) -> tuple[torch.Tensor, bool]:
+    """Membership masks (rows × n) of length-k paths: all of them if there are at most ``samples``."""
+    if math.comb(n, k) <= samples:
+        rows = list(itertools.combinations(range(n), k))
+        mask = torch.zeros(len(rows), n, dtype=torch.bool)
+        for r, combo in enumerate(rows):
+            mask[r, list(combo)] = True
+        return mask, True
+    chosen = torch.rand(samples, n, generator=generator).argsort(dim=1)[:, :k]
+    mask = torch.zeros(samples, n, dtype=torch.bool)
+    mask.scatter_(1, chosen, True)
+    return mask, False
+
+
+def sample_path_gradients(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    samples_per_k: int = 1000,
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    at: str = "input",
+    chunk_size: int = 256,
+) -> PathProfile:
+    """Veit et al.'s measurement of the gradient carried by paths of each length k.
+
+    For each k, draw ``samples_per_k`` random sets of k blocks (uniformly, with replacement; when C(L, k)
+    is at most ``samples_per_k`` every path is taken once instead). Backpropagate the loss gradient along
+    each path alone, through the branch of its k blocks and the shortcut of the others, and take the norm
+    of the gradient that reaches the input. ``per_path`` is the mean of those norms and ``total`` multiplies
+    it by C(L, k). Several paths are backpropagated at once (``chunk_size``) as one vectorized VJP per block;
+    each still costs its own vector-Jacobian products. The model is evaluated in eval mode.
+    """
+    _check_inputs(model, x, y, at)
+    check_int("samples_per_k", samples_per_k, minimum=1)
+    check_int("seed", seed, minimum=0)
+    check_int("chunk_size", chunk_size, minimum=1)
+    generator = torch.Generator().manual_seed(seed)
+    with _EvalMode(model), torch.no_grad():  # torch.func's vjp still differentiates inside no_grad
+        lin = _linearize(model, x, y, loss_fn)
+        n = len(lin.branch_vjps)
+        per_path, exact_k, estimate = [], [], []
+        for k in range(n + 1):
+            mask, exact = _sample_subsets(n, k, samples_per_k, generator)
+            norms: list[torch.Tensor] = []
+            vec_sum: torch.Tensor | float = 0.0
+            for start in range(0, len(mask), chunk_size):
+                member = mask[start : start + chunk_size].to(lin.g_out.device)
+                g = lin.g_out.expand(len(member), *lin.g_out.shape).clone()
+                for block in reversed(range(n)):
+                    g = _batched(lin.after_vjps[block], g)
+                    inside = member[:, block]
+                    g[inside] = lin.alphas[block] * _batched(lin.branch_vjps[block], g[inside])
+                if at == "input":
+                    g = _batched(lin.stem_vjp, g)
+                norms.append(g.flatten(1).norm(dim=1))
+                vec_sum = vec_sum + g.sum(0)
+            norms_k = torch.cat(norms).double()
+            per_path.append(norms_k.mean())
+            exact_k.append(exact)
+            estimate.append(vec_sum * (math.comb(n, k) / len(mask)))
+    per_path_t = torch.stack(per_path).cpu()
+    counts = torch.tensor([math.comb(n, k) for k in range(n + 1)], dtype=torch.float64)
+    return PathProfile(
+        per_path=per_path_t,
+        total=per_path_t * counts,
+        method="sampled",
+        exact_k=torch.tensor(exact_k),
+        estimate=torch.stack(estimate).detach(),
+    )
+
+
+def effective_lengths(total: torch.Tensor | Sequence[float], mass: float = 0.9) -> tuple[int, int]:
+    """The shortest range [lo, hi] of path lengths that holds at least ``mass`` of Σ_k total[k].
+
+    This is our reading of Veit et al.'s "effective paths": the lengths that carry most of the gradient.
+    """
+    check_float("mass", mass, minimum=0.0, maximum=1.0, strict_min=True)
+    values = torch.as_tensor(total, dtype=torch.float64).flatten()
+    if len(values) == 0 or bool((values < 0).any()) or not bool(torch.isfinite(values).all()):
+        raise ValueError("`total` must be a non-empty sequence of finite, non-negative numbers.")
+    target = mass * float(values.sum())
+    csum = torch.cat([torch.zeros(1, dtype=torch.float64), values.cumsum(0)])
+    best = (0, len(values) - 1)
+    for lo in range(len(values)):
+        for hi in range(lo, len(values)):
+            if float(csum[hi + 1] - csum[lo]) >= target * (1 - 1e-12):
+                if hi - lo < best[1] - best[0]:
+                    best = (lo, hi)
+                break
+    return best
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Drawing the unraveled view
+# ---------------------------------------------------------------------------------------------------------
+
+
+def draw_unraveled(n_blocks: int = 3, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    """Draw a residual network of ``n_blocks`` blocks (left) and its 2^n paths, one per row (right).
+
+    In the right panel a box on a row means that path goes through that block's branch F_l; a straight
+    segment means it takes the shortcut. Rows are sorted by length k and coloured by it.
+    """
+    check_int("n_blocks", n_blocks, minimum=1)
+    if n_blocks > 5:
+        raise ValueError(f"`n_blocks`={n_blocks}: 2^n rows are unreadable beyond 5 blocks; use 1 to 5.")
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 1.2 + 0.42 * 2**n_blocks), width_ratios=[1, 1.4])
+    else:
+        fig = axes[0].figure
+    left, right = axes
+    _draw_chain(left, n_blocks)
+    _draw_paths(right, n_blocks)
+    return fig
+
+
+def _box(ax: plt.Axes, x: float, y: float, text: str, color: str, w: float = 0.55, h: float = 0.5) -> None:
+    ax.add_patch(
+        patches.FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02", fc=color, ec="k")
+    )
+    ax.text(x, y, text, ha="center", va="center", fontsize=9, color="white")
+
+
+def _draw_chain(ax: plt.Axes, n: int) -> None:
+    xs = [1.5 * i for i in range(n + 1)]
+    ax.plot([xs[0] - 0.6, xs[-1] + 0.6], [0, 0], color="k", lw=1.5, zorder=1)
+    for i in range(n):
+        mid = (xs[i] + xs[i + 1]) / 2
+        ax.plot([xs[i], xs[i], mid - 0.3], [0, 0.9, 0.9], color=COLORS["residual"], lw=1.5)
+        ax.plot([mid + 0.3, xs[i + 1], xs[i + 1]], [0.9, 0.9, 0.1], color=COLORS["residual"], lw=1.5)
+        _box(ax, mid, 0.9, f"$F_{i + 1}$", COLORS["residual"])
+        ax.add_patch(patches.Circle((xs[i + 1], 0), 0.12, fc="white", ec="k", zorder=3))
+        ax.text(xs[i + 1], 0, "+", ha="center", va="center", fontsize=9, zorder=4)
+        ax.text(mid, -0.35, "identity shortcut" if i == 0 else "", ha="center", va="top", fontsize=7)
+    ax.text(xs[0] - 0.6, 0.15, "$h_0$", fontsize=10)
+    ax.text(xs[-1] + 0.35, 0.15, f"$h_{n}$", fontsize=10)
+    ax.set(xlim=(xs[0] - 0.8, xs[-1] + 0.9), ylim=(-1.0, 1.6), title=f"A residual network of {n} blocks")
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def _draw_paths(ax: plt.Axes, n: int) -> None:
+    cmap = plt.get_cmap("viridis")
+    paths = enumerate_paths(n)
+    for row, path in enumerate(paths):
+        y = len(paths) - 1 - row
+        color = cmap(len(path) / max(n, 1) * 0.85)
+        ax.plot([0, n + 1], [y, y], color=color, lw=1.5, zorder=1)
+        for i in range(n):
+            if i in path:
+                _box(ax, i + 1, y, f"$F_{i + 1}$", color, w=0.6, h=0.6)
+        ax.text(n + 1.2, y, f"k = {len(path)}", va="center", fontsize=8)
+    ax.text(0, len(paths) - 0.2, "input", ha="center", fontsize=8)
+    ax.text(n + 1, len(paths) - 0.2, "output (summed)", ha="center", fontsize=8)
+    ax.set(xlim=(-0.5, n + 2.0), ylim=(-0.7, len(paths) + 0.2))
+    ax.set_title(f"Unraveled: {2**n} paths, one per row")
+    ax.axis("off")
