@@ -21,7 +21,9 @@ SKIPFLOW_PROGRESS=0 .venv/bin/jupyter-book build . --config "$cfg" --path-output
   2>&1 | tee "$log" | grep -E "WARNING|ERROR|build succeeded|Traceback" || true
 status=0
 for name in "$@"; do
-  if grep -E "(WARNING|ERROR)" "$log" | grep -q "$name"; then
+  # count, not grep -q: under pipefail an early-exiting grep -q makes the pipeline "fail" and hides the match
+  count=$(grep -E "(WARNING|ERROR)" "$log" | grep -c "$name" || true)
+  if [ "$count" -gt 0 ]; then
     echo "FAILED: warnings or errors in $name (see $log)"; status=1
   fi
 done

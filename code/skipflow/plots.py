@@ -53,7 +53,7 @@ def plot_per_layer(
     series: Mapping[str, Sequence[float] | torch.Tensor],
     ax: plt.Axes | None = None,
     title: str = "",
-    ylabel: str = "‖∂𝓛/∂W‖",
+    ylabel: str = r"$\Vert \partial \mathcal{L} / \partial W \Vert$",
     xlabel: str = "layer (1 = closest to the input)",
     log: bool = True,
     colors: Mapping[str, str] | None = None,

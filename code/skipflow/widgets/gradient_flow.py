@@ -1,9 +1,9 @@
 """Chapter 1's gradient-flow explorer: per-layer gradient norms at initialization, interactively.
 
-:func:`gradient_flow` does the measurement (a few seeds of one configuration), :func:`plot_gradient_flow`
-draws it, and :func:`gradient_flow_explorer` wires both to ipywidgets controls for depth, activation,
-initialization, normalization and a residual toggle. The chapter also draws the static figure at the
-explorer's defaults, so the HTML book shows a real plot.
+:func:`measure_gradient_flow` does the measurement (a few seeds of one configuration),
+:func:`plot_gradient_flow` draws it, and :func:`gradient_flow_explorer` wires both to ipywidgets
+controls for depth, activation, initialization, normalization and a residual toggle. The chapter also
+draws the static figure at the explorer's defaults, so the HTML book shows a real plot.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from skipflow._validate import check_choice, check_int
 from skipflow.blocks import NORMS
@@ -20,10 +21,10 @@ from skipflow.plots import COLORS, plot_band
 from skipflow.probes import layer_grad_norms
 from skipflow.runtime import device
 
-__all__ = ["DEFAULTS", "gradient_flow", "gradient_flow_explorer", "plot_gradient_flow"]
+__all__ = ["GRADIENT_FLOW_DEFAULTS", "gradient_flow_explorer", "measure_gradient_flow", "plot_gradient_flow"]
 
 FLOW_ACTIVATIONS = ("sigmoid", "tanh", "relu", "gelu")
-DEFAULTS = {
+GRADIENT_FLOW_DEFAULTS = {
     "depth": 20,
     "activation": "sigmoid",
     "init": "default",
@@ -32,7 +33,7 @@ DEFAULTS = {
 }
 
 
-def gradient_flow(
+def measure_gradient_flow(
     depth: int = 20,
     activation: str = "sigmoid",
     init: str = "default",
@@ -91,7 +92,7 @@ def plot_gradient_flow(
     n_seeds: int = 3,
     ax: plt.Axes | None = None,
 ) -> plt.Axes:
-    """Plot :func:`gradient_flow` (median over seeds, min–max band) on a log scale.
+    """Plot :func:`measure_gradient_flow` (median over seeds, min–max band) on a log scale.
 
     With ``compare=True`` the other kind of network (residual if ``residual`` is False, and vice versa)
     is drawn too, at the nearest even depth for a residual net.
@@ -100,7 +101,7 @@ def plot_gradient_flow(
     kinds = [residual, not residual] if compare else [residual]
     for res in kinds:
         d = depth + (depth % 2) if res else depth
-        runs = gradient_flow(d, activation, init, norm, res, n_seeds)
+        runs = measure_gradient_flow(d, activation, init, norm, res, n_seeds)
         color = COLORS["residual" if res else "plain"]
         label = f"{_label(d, activation, init, norm, res)} ({n_seeds} seeds)"
         plot_band(runs.clamp_min(1e-300), ax, label=label, color=color, x=np.arange(1, runs.shape[1] + 1))
@@ -108,21 +109,26 @@ def plot_gradient_flow(
     ax.set(
         title="Per-layer weight-gradient norm at initialization",
         xlabel="Linear layer (1 = closest to the input)",
-        ylabel="‖∂𝓛/∂W_l‖ (median, min–max band)",
+        ylabel=r"$\|\partial \mathcal{L} / \partial W_l\|$ (median, min–max band)",
     )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="best")
     return ax
 
 
 def gradient_flow_explorer(**defaults: object) -> object:
-    """An ipywidgets explorer around :func:`plot_gradient_flow`; keyword arguments override ``DEFAULTS``."""
+    """An ipywidgets explorer around :func:`plot_gradient_flow`.
+
+    Keyword arguments override ``GRADIENT_FLOW_DEFAULTS``; the explorer is displayed and returned.
+    """
     import ipywidgets as widgets
     from IPython.display import display
 
-    unknown = set(defaults) - set(DEFAULTS)
+    unknown = set(defaults) - set(GRADIENT_FLOW_DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; the explorer knows {sorted(DEFAULTS)}.")
-    start = {**DEFAULTS, **defaults}
+        known = sorted(GRADIENT_FLOW_DEFAULTS)
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; the explorer knows {known}.")
+    start = {**GRADIENT_FLOW_DEFAULTS, **defaults}
     controls = {
         "depth": widgets.IntSlider(value=start["depth"], min=4, max=60, step=2, description="depth"),
         "activation": widgets.Dropdown(
@@ -139,7 +145,7 @@ def gradient_flow_explorer(**defaults: object) -> object:
     }
 
     def draw(**settings: object) -> None:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        _fig, ax = plt.subplots(figsize=(7, 4))
         plot_gradient_flow(ax=ax, **settings)
         plt.show()
 
