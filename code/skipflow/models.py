@@ -79,6 +79,21 @@ def _check_common(in_features: int, out_features: int, width: int, depth: int) -
     check_int("depth", depth, minimum=2)
 
 
+def _stem_and_final(
+    first: nn.Module, width: int, norm: str | None, activation: str, kind: str, order: str
+) -> tuple[nn.Module, nn.Module]:
+    """The stem and what sits before the head, for a block order.
+
+    ``"post"`` (and plain nets): the stem is first layer → norm → σ, and nothing sits before the head.
+    ``"pre"``: the stem is the bare first layer, and a final norm → σ sits before the head (He et al. 2016b
+    need it: the last block's output is an un-normalized sum).
+    """
+    norm_act = [make_norm(norm, width, kind), make_activation(activation)]
+    if order == "pre":
+        return first, nn.Sequential(*norm_act)
+    return nn.Sequential(first, *norm_act), nn.Identity()
+
+
 def plain_mlp(
     in_features: int,
     out_features: int,
@@ -91,13 +106,11 @@ def plain_mlp(
 ) -> Net:
     """A plain MLP with ``depth`` Linear layers: (Linear → norm → σ) × (depth − 1), then a Linear head."""
     _check_common(in_features, out_features, width, depth)
-    stem = nn.Sequential(
-        nn.Linear(in_features, width, bias=bias),
-        make_norm(norm, width),
-        make_activation(activation),
+    stem, final = _stem_and_final(
+        nn.Linear(in_features, width, bias=bias), width, norm, activation, "linear", "post"
     )
     blocks = [PlainLayer(width, activation, norm, "linear", bias) for _ in range(depth - 2)]
-    net = Net(stem, blocks, nn.Identity(), nn.Linear(width, out_features, bias=bias))
+    net = Net(stem, blocks, final, nn.Linear(width, out_features, bias=bias))
     return init_weights(net, init, activation)
 
 
@@ -136,16 +149,9 @@ def residual_mlp(
         )
         for _ in range(n_blocks)
     ]
-    if order == "pre":
-        stem: nn.Module = nn.Linear(in_features, width, bias=bias)
-        final: nn.Module = nn.Sequential(make_norm(norm, width), make_activation(activation))
-    else:
-        stem = nn.Sequential(
-            nn.Linear(in_features, width, bias=bias),
-            make_norm(norm, width),
-            make_activation(activation),
-        )
-        final = nn.Identity()
+    stem, final = _stem_and_final(
+        nn.Linear(in_features, width, bias=bias), width, norm, activation, "linear", order
+    )
     net = Net(stem, blocks, final, nn.Linear(width, out_features, bias=bias))
     return init_weights(net, init, activation)
 
@@ -165,13 +171,11 @@ def plain_cnn(
 ) -> Net:
     """A plain CNN for small images: (3×3 conv → norm → σ) × (depth − 1), global average pool, Linear."""
     _check_common(in_channels, n_classes, channels, depth)
-    stem = nn.Sequential(
-        nn.Conv2d(in_channels, channels, 3, padding=1),
-        make_norm(norm, channels, "conv"),
-        make_activation(activation),
+    stem, final = _stem_and_final(
+        nn.Conv2d(in_channels, channels, 3, padding=1), channels, norm, activation, "conv", "post"
     )
     blocks = [PlainLayer(channels, activation, norm, "conv") for _ in range(depth - 2)]
-    net = Net(stem, blocks, nn.Identity(), _cnn_head(channels, n_classes))
+    net = Net(stem, blocks, final, _cnn_head(channels, n_classes))
     return init_weights(net, init, activation)
 
 
@@ -193,16 +197,9 @@ def residual_cnn(
     blocks = [
         ResidualBlock(channels, activation, norm, order, 2, kind="conv") for _ in range((depth - 2) // 2)
     ]
-    if order == "pre":
-        stem: nn.Module = nn.Conv2d(in_channels, channels, 3, padding=1)
-        final: nn.Module = nn.Sequential(make_norm(norm, channels, "conv"), make_activation(activation))
-    else:
-        stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1),
-            make_norm(norm, channels, "conv"),
-            make_activation(activation),
-        )
-        final = nn.Identity()
+    stem, final = _stem_and_final(
+        nn.Conv2d(in_channels, channels, 3, padding=1), channels, norm, activation, "conv", order
+    )
     net = Net(stem, blocks, final, _cnn_head(channels, n_classes))
     return init_weights(net, init, activation)
 
