@@ -12,15 +12,23 @@ STAMP  := $(VENV)/.installed
 
 # Progress bars are for readers; the test run and the built HTML show results instead.
 export SKIPFLOW_PROGRESS := 0
-# Matplotlib must not try to open windows in a headless run.
-export MPLBACKEND := Agg
 
-.PHONY: help venv book test lint unit nbval build clean
+# `make book OFFLINE=1` vendors pinned copies of MathJax and the widget manager (npm packages pinned in
+# package.json/package-lock.json, installed with `npm ci`) into the build, so the HTML works with no network.
+OFFLINE     ?= 0
+OFFLINE_DIR := _build/offline
+NODE_STAMP  := node_modules/.package-lock.json
+BOOK_FLAGS  := -W -n --keep-going
+BOOK_CONFIG := $(if $(filter 1,$(OFFLINE)),--config $(OFFLINE_DIR)/_config.yml)
+
+.PHONY: help venv book test lint unit nbval build browser student offline-assets clean
 
 help:
-	@echo "make book   build the HTML book into _build/html (executes every notebook)"
-	@echo "make test   lint, unit tests, notebooks under nbval, strict book build"
-	@echo "make clean  remove _build (keeps .venv)"
+	@echo "make book            build the HTML book into _build/html (executes every notebook)"
+	@echo "make book OFFLINE=1  the same, readable with no network (vendors MathJax and widgets; needs npm)"
+	@echo "make student         exercise-only notebooks, solutions removed, into _build/student"
+	@echo "make test            lint, unit tests, notebooks under nbval, strict offline build, browser test"
+	@echo "make clean           remove _build (keeps .venv)"
 
 venv: $(STAMP)
 
@@ -34,23 +42,45 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-book: $(STAMP)
-	$(BIN)/jupyter-book build . -W -n --keep-going
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "OFFLINE=1 needs npm (Node.js): sudo apt-get install npm"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+offline-assets: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python tools/offline.py prepare --stage $(OFFLINE_DIR)
+
+# The vendored assets of an earlier OFFLINE=1 build are removed first; an offline build copies them again.
+book: $(STAMP) $(if $(filter 1,$(OFFLINE)),offline-assets)
+	rm -rf _build/html/_vendor
+	$(BIN)/jupyter-book build . $(BOOK_FLAGS) $(BOOK_CONFIG)
+ifeq ($(OFFLINE),1)
+	$(BIN)/python tools/offline.py finish --stage $(OFFLINE_DIR) _build/html
+endif
 	@echo "The book is ready: open $(CURDIR)/_build/html/index.html"
+
+student: $(STAMP)
+	$(BIN)/python tools/student.py --out _build/student
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The browser test needs the built book: it runs in its own step, after the build.
 unit: $(STAMP)
-	$(BIN)/pytest tests/
+	$(BIN)/pytest tests/ -m "not browser"
 
 nbval: $(STAMP)
 	$(BIN)/pytest --nbval-lax --nbval-current-env chapters/
 
-build: book
+# make test builds the offline edition, so the browser test checks the vendored MathJax and widgets too.
+build: $(STAMP)
+	$(MAKE) --no-print-directory book OFFLINE=1
 
-test: lint unit nbval build
+browser: $(STAMP)
+	SKIPFLOW_BROWSER_REQUIRE=offline $(BIN)/pytest -m browser tests/test_browser.py
+
+test: lint unit nbval build browser
 	@echo "make test: all checks passed"
 
 clean:

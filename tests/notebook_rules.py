@@ -15,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from new_chapter import SETUP_CELL  # noqa: E402
+from new_chapter import SETUP_CELL, SETUP_TAG  # noqa: E402
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(/(root|home|work|tmp|Users|mnt|opt)/|[A-Za-z]:\\\\)")
 REPO_URL_IN_CELL = re.compile(r'REPO_URL = "([^"]+)"')
@@ -67,6 +67,10 @@ def notebook_problems(path: Path, toc: list[str], repo_url: str) -> list[str]:
     if not cells or source(cells[0]) != SETUP_CELL:
         problems.append(f"{path.name}: the first cell is not the standard setup cell (tools/new_chapter.py)")
     else:
+        if SETUP_TAG not in cells[0].get("metadata", {}).get("tags", []):
+            problems.append(
+                f"{path.name}: the setup cell lacks the tag {SETUP_TAG!r} (it belongs above the title)"
+            )
         match = REPO_URL_IN_CELL.search(source(cells[0]))
         if not match or match.group(1) != repo_url:
             problems.append(f"{path.name}: the setup cell's REPO_URL does not match _config.yml ({repo_url})")

@@ -103,6 +103,13 @@ def test_rules_catch_an_edited_setup_cell(good_notebook):
     assert any("setup cell" in p for p in problems_of(path, bad))
 
 
+def test_rules_catch_an_untagged_setup_cell(good_notebook):
+    path, nb = good_notebook
+    bad = copy.deepcopy(nb)
+    bad["cells"][0]["metadata"]["tags"] = []
+    assert any("lacks the tag" in p for p in problems_of(path, bad))
+
+
 def test_rules_catch_a_url_mismatch(good_notebook):
     path, nb = good_notebook
     assert any("REPO_URL" in p for p in problems_of(path, nb, url="https://example.org/other"))

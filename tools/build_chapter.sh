@@ -13,6 +13,10 @@ keep = set(sys.argv[2:])
 skip = [f"chapters/{p.stem}.ipynb" for p in pathlib.Path("chapters").glob("*.ipynb") if p.stem not in keep]
 cfg.setdefault("execute", {})["exclude_patterns"] = skip
 cfg["sphinx"]["config"]["nb_execution_raise_on_error"] = True
+# local_extensions paths are relative to the config file, which now lives elsewhere: make them absolute
+cfg["sphinx"]["local_extensions"] = {
+    name: str(pathlib.Path(path).resolve()) for name, path in cfg["sphinx"].get("local_extensions", {}).items()
+}
 pathlib.Path(sys.argv[1]).write_text(yaml.safe_dump(cfg))
 PY
 log="$out/build.log"

@@ -34,6 +34,8 @@ import skipflow
 
 skipflow.setup_notebook()"""
 
+SETUP_TAG = "remove-cell"
+
 SKELETON = [
     ("markdown", "# {title}\n\n```{{admonition}} Learning objectives\n- ...\n```"),
     ("markdown", "## Key takeaways\n\n- ..."),
@@ -52,6 +54,7 @@ def new_notebook(title: str) -> nbformat.NotebookNode:
     }
     nb.metadata["language_info"] = {"name": "python"}
     setup = nbformat.v4.new_code_cell(SETUP_CELL)
+    setup.metadata["tags"] = [SETUP_TAG]  # runs everywhere, but the HTML page starts with its title
     nb.cells.append(setup)
     for kind, text in SKELETON:
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell

@@ -1,0 +1,522 @@
+"""The built HTML book as a reader meets it, checked in headless Chromium.
+
+Every page of the table of contents is served over http://127.0.0.1 and opened in Debian's Chromium, driven
+by Playwright with ``executable_path`` (no browser is ever downloaded). On each page:
+
+- every ``<img>`` loads (``naturalWidth > 0``) and no request for a local asset fails;
+- the console shows no error from our own pages;
+- math is typeset: no raw ``$$``, ``\\(`` or ``\\[`` in the prose, neither in the page source (math that
+  myst did not parse) nor after MathJax ran; every math element holds MathJax output; MathJax typeset nothing
+  outside math elements and met no TeX error or undefined macro;
+- each exercise has a solution, hidden at first and shown after a click on its title;
+- a chapter's Colab link opens that chapter's ``.ipynb`` in the repository named in ``_config.yml``;
+- a widget's area is never empty (the widget manager rendered it from the saved state).
+
+If the build is an offline one (``make book OFFLINE=1``, marked by ``_vendor/versions.json``), every
+request that leaves 127.0.0.1 is blocked and reported: the book must not need the network. Full-page
+screenshots go to ``_build/screenshots/``. Two more tests: Sphinx's search finds a word of the title (it
+is local JavaScript, so it works offline too), and a page with one of each problem injected makes every
+check above fire (a check that cannot fail proves nothing).
+
+Environment: SKIPFLOW_HTML_DIR (the HTML root, default _build/html), SKIPFLOW_SCREENSHOT_DIR (default
+<HTML root>/../screenshots), SKIPFLOW_CHROMIUM (default /usr/bin/chromium), SKIPFLOW_BROWSER_REQUIRE
+(``offline``: fail instead of skipping when there is no build, or when it is not an offline build; the
+Makefile sets it) and SKIPFLOW_REQUIRE_CHROMIUM=1 (fail instead of skipping when Chromium is missing; .ci/run
+sets it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = Path(os.environ.get("SKIPFLOW_HTML_DIR") or ROOT / "_build" / "html").resolve()
+SCREENSHOTS = Path(os.environ.get("SKIPFLOW_SCREENSHOT_DIR") or HTML.parent / "screenshots")
+CHROMIUM = Path(os.environ.get("SKIPFLOW_CHROMIUM") or "/usr/bin/chromium")
+REQUIRE = os.environ.get("SKIPFLOW_BROWSER_REQUIRE", "")
+OFFLINE = (HTML / "_vendor" / "versions.json").is_file()
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+SCREENSHOT_MAX_HEIGHT = 16_000  # Chromium's limit for one capture is about 16k pixels
+WIDGET_TIMEOUT_MS = 20_000  # the widget manager renders the saved state within seconds
+TIMEOUT_MS = 60_000  # generous: the CI machine has 2 shared cores and MathJax typesets long pages
+
+pytestmark = pytest.mark.browser
+
+if not CHROMIUM.exists():
+    message = (
+        f"browser test skipped: no Chromium at {CHROMIUM}; enable it with `sudo apt-get install chromium`"
+    )
+    if os.environ.get("SKIPFLOW_REQUIRE_CHROMIUM") == "1":
+        raise RuntimeError(message)
+    pytest.skip(message, allow_module_level=True)
+if not (HTML / "index.html").is_file():
+    if REQUIRE:
+        raise RuntimeError(f"no built book in {HTML}: build it first (make book OFFLINE=1)")
+    pytest.skip(
+        f"browser test skipped: no built book in {HTML} (run `make book` first)", allow_module_level=True
+    )
+if REQUIRE == "offline" and not OFFLINE:
+    raise RuntimeError(f"{HTML} is not an offline build (no _vendor/versions.json): use make book OFFLINE=1")
+
+
+def toc_docnames(root: Path = ROOT) -> list[str]:
+    """The pages of the book: the root and every `file:` of _toc.yml, in order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    names = [toc["root"]]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                names.append(str(node["file"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return [n.removesuffix(".md").removesuffix(".ipynb") for n in names]
+
+
+def colab_url_for(docname: str, root: Path = ROOT) -> str:
+    """The Colab launch URL that the chapter `docname` must link to, from _config.yml."""
+    cfg = yaml.safe_load((root / "_config.yml").read_text())
+    repo = cfg["repository"]
+    owner_name = urlsplit(repo["url"]).path.strip("/").removesuffix(".git")
+    book_path = str(repo.get("path_to_book") or "").strip("/")
+    path = f"{book_path}/{docname}.ipynb" if book_path else f"{docname}.ipynb"
+    colab = cfg["launch_buttons"]["colab_url"].rstrip("/")
+    return f"{colab}/github/{owner_name}/blob/{repo.get('branch', 'main')}/{path}"
+
+
+PAGES = toc_docnames()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # the test reports failures itself
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on a free port of 127.0.0.1 from a thread; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    HTML_FILES[url] = directory
+    try:
+        yield url
+    finally:
+        HTML_FILES.pop(url, None)
+        server.shutdown()
+        server.server_close()
+
+
+HTML_FILES: dict[str, Path] = {}  # base URL -> the folder it serves
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with serve(HTML) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@contextlib.contextmanager
+def open_context(browser, base_url: str, block_remote: bool):
+    """A browser context; with ``block_remote`` every request that leaves ``base_url`` is blocked and
+    recorded in ``context.remote_requests``."""
+    context = browser.new_context(viewport=VIEWPORT, service_workers="block")
+    context.set_default_timeout(TIMEOUT_MS)
+    context.remote_requests = []
+
+    def route(route_) -> None:
+        url = route_.request.url
+        if url.startswith(base_url) or not block_remote:
+            route_.continue_()
+        else:  # an offline build must not need the network
+            context.remote_requests.append(url)
+            route_.abort()
+
+    context.route("**/*", route)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context(browser, base_url: str):
+    with open_context(browser, base_url, block_remote=OFFLINE) as context:
+        yield context
+
+
+class PageProbe:
+    """Records what goes wrong while a page loads: failed local requests and console errors."""
+
+    def __init__(self, page, base_url: str):
+        self.base_url = base_url
+        self.failed: list[str] = []
+        self.console: list[str] = []
+        page.on("requestfailed", self._on_failed)
+        page.on("response", self._on_response)
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda exc: self.console.append(f"uncaught exception: {exc}"))
+
+    def _local(self, url: str) -> bool:
+        return url.startswith(self.base_url)
+
+    def _on_failed(self, request) -> None:
+        if self._local(request.url):
+            self.failed.append(f"{request.url} ({request.failure})")
+
+    def _on_response(self, response) -> None:
+        if self._local(response.url) and response.status >= 400:
+            self.failed.append(f"{response.url} (HTTP {response.status})")
+
+    def _on_console(self, message) -> None:
+        location = (message.location or {}).get("url", "")
+        if message.type == "error" and (self._local(location) or not location):
+            self.console.append(f"{message.text} (at {location or 'unknown'})")
+
+
+# In-page scripts. Each returns data; the assertions stay in Python so failures read well.
+WAIT_FOR_IMAGES = """async () => {
+  const pending = [...document.images].map((img) => {
+    img.loading = "eager";  // lazy images would otherwise never load in a headless, unscrolled page
+    if (img.complete) return null;
+    return new Promise((done) => {
+      img.addEventListener("load", done);
+      img.addEventListener("error", done);
+    });
+  });
+  await Promise.race([Promise.all(pending), new Promise((done) => setTimeout(done, 20000))]);
+  return [...document.images].filter((img) => !(img.complete && img.naturalWidth > 0))
+    .map((img) => img.currentSrc || img.getAttribute("src"));
+}"""
+
+WAIT_FOR_MATHJAX = """async () => {
+  const hasMath = document.querySelector("span.math, div.math") !== null;
+  if (!window.MathJax || !window.MathJax.startup || !window.MathJax.startup.promise) {
+    return {hasMath, loaded: false};
+  }
+  await window.MathJax.startup.promise;
+  return {hasMath, loaded: true};
+}"""
+
+MATH_REPORT = """() => {
+  const skip = "pre, code, script, style, textarea, mjx-container, mjx-assistive-mml, .highlight";
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const raw = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement && node.parentElement.closest(skip)) continue;
+    const text = node.textContent;
+    for (const token of ["$$", "\\\\(", "\\\\["]) {
+      const at = text.indexOf(token);
+      if (at >= 0) raw.push(text.slice(Math.max(0, at - 40), at + 60).replace(/\\s+/g, " "));
+    }
+  }
+  const untypeset = [...document.querySelectorAll("span.math, div.math")]
+    .filter((el) => !el.querySelector("mjx-container")).map((el) => el.textContent.slice(0, 80));
+  // TeX errors (merror) and undefined macros, which MathJax 3's noundefined extension shows as red text
+  // instead of failing, read from MathJax's own list of typeset expressions.
+  const errors = [];
+  const doc = window.MathJax && window.MathJax.startup && window.MathJax.startup.document;
+  for (const item of (doc && doc.math) || []) {
+    if (!item.root) continue;
+    item.root.walkTree((node) => {
+      if (node.isKind("merror")) errors.push(`TeX error in ${item.math.slice(0, 80)}`);
+      if (node.isKind("mtext") && node.attributes.get("mathcolor") === "red") {
+        const text = node.childNodes.map((c) => (c.getText ? c.getText() : "")).join("");
+        if (text.startsWith("\\\\")) errors.push(`undefined macro ${text} in ${item.math.slice(0, 80)}`);
+      }
+    });
+  }
+  // MathJax also typesets delimiters it finds in plain text; there they mean myst did not parse the math.
+  const stray = [...document.querySelectorAll("mjx-container")]
+    .filter((el) => !el.closest(".math, .cell_output, .output")).map((el) => el.textContent.slice(0, 80));
+  return {raw, untypeset, errors, stray};
+}"""
+
+WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
+WIDGETS_RENDERED = f"""() => [...document.querySelectorAll('{WIDGET_VIEW}')].every(
+  (s) => [...s.parentElement.children].some((el) => el.tagName !== "SCRIPT" && el.childElementCount > 0))"""
+WIDGET_REPORT = f"""() => [...document.querySelectorAll('{WIDGET_VIEW}')].map((script) => {{
+  const area = script.parentElement;
+  const rendered = [...area.children].filter((el) => el.tagName !== "SCRIPT");
+  const box = area.getBoundingClientRect();
+  const visible = rendered.some((el) => el.getBoundingClientRect().height > 0 && el.childElementCount > 0);
+  return {{id: JSON.parse(script.textContent).model_id, visible, height: box.height}};
+}})"""
+
+SOLUTIONS = """() => {
+  const exercises = [...document.querySelectorAll("div.exercise")].map((el) => el.id);
+  const solutions = [...document.querySelectorAll("div.solution")].map((el) => {
+    const link = el.querySelector(".admonition-title a[href^='#']");
+    return {id: el.id, exercise: link ? link.getAttribute("href").slice(1) : null};
+  });
+  return {exercises, solutions};
+}"""
+
+
+def _body_visible(solution) -> bool:
+    """Whether any part of a solution besides its title is visible."""
+    parts = solution.locator(":scope > :not(.admonition-title)")
+    return any(parts.nth(i).is_visible() for i in range(parts.count()))
+
+
+def check_solutions(page) -> list[str]:
+    """Each exercise has a solution; each solution starts hidden and opens with a click on its title."""
+    problems = []
+    info = page.evaluate(SOLUTIONS)
+    answered = {s["exercise"] for s in info["solutions"]}
+    for exercise in info["exercises"]:
+        if exercise not in answered:
+            problems.append(f"exercise {exercise!r} has no solution linked to it")
+    for sol in info["solutions"]:
+        solution = page.locator(f"div.solution[id='{sol['id']}']")
+        if solution.count() != 1:
+            problems.append(f"solution {sol['id']!r} is not unique on the page")
+            continue
+        if _body_visible(solution):
+            problems.append(f"solution {sol['id']!r} is visible before any click (it must start hidden)")
+            continue
+        solution.locator(":scope > .admonition-title").click()
+        try:
+            page.wait_for_function(
+                "(el) => [...el.children].some((c) => !c.classList.contains('admonition-title')"
+                " && c.getClientRects().length > 0)",
+                arg=solution.element_handle(),
+                timeout=5_000,
+            )
+        except Exception:
+            problems.append(f"solution {sol['id']!r} stays hidden after a click on its title")
+    return problems
+
+
+RAW_TEX_TOKENS = ("$$", "\\(", "\\[")
+NOT_PROSE = ["script", "style", "pre", "code", "textarea"]
+
+
+def raw_tex_in_html(path: Path) -> list[str]:
+    """TeX delimiters left in the prose of the built page, before any JavaScript runs.
+
+    myst turns the math it parses into elements of class ``math``; delimiters outside those (and outside
+    code) mean math it did not parse, such as ``$$`` without blank lines around it, whose TeX the Markdown
+    parser then mangles (MathJax would typeset the mangled text without complaint).
+    """
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    for element in soup.find_all(NOT_PROSE):
+        element.decompose()
+    for element in soup.select(".math, .highlight"):
+        element.decompose()
+    problems = []
+    for text in soup.find_all(string=True):
+        for token in RAW_TEX_TOKENS:
+            at = text.find(token)
+            if at >= 0:
+                snippet = " ".join(text[max(0, at - 40) : at + 60].split())
+                problems.append(f"raw TeX in the page source: ...{snippet}...")
+    return problems
+
+
+def check_colab_link(page, docname: str) -> list[str]:
+    if not (ROOT / f"{docname}.ipynb").is_file():
+        return []
+    expected = colab_url_for(docname)
+    hrefs = page.eval_on_selector_all("a[href*='colab']", "els => els.map((a) => a.href)")
+    if expected not in hrefs:
+        return [f"no Colab launch link to {expected} (Colab links on the page: {hrefs or 'none'})"]
+    return []
+
+
+def page_problems(
+    context,
+    base_url: str,
+    docname: str,
+    screenshot: Path | None = None,
+    widget_timeout_ms: int = WIDGET_TIMEOUT_MS,
+) -> list[str]:
+    """Open ``docname`` and return every problem a reader would meet there (empty when none)."""
+    page = context.new_page()
+    probe = PageProbe(page, base_url)
+    problems: list[str] = []
+    try:
+        page.goto(base_url + f"{docname}.html", wait_until="load")
+        page.wait_for_load_state("networkidle")
+
+        broken = page.evaluate(WAIT_FOR_IMAGES)
+        problems += [f"image does not load: {src}" for src in broken]
+
+        mathjax = page.evaluate(WAIT_FOR_MATHJAX)
+        if mathjax["hasMath"] and not mathjax["loaded"]:
+            problems.append("the page has math but MathJax did not load")
+        math = page.evaluate(MATH_REPORT)
+        problems += raw_tex_in_html(HTML_FILES.get(base_url, HTML) / f"{docname}.html")
+        problems += [f"raw TeX in the text: ...{snippet}..." for snippet in math["raw"]]
+        problems += [f"TeX typeset outside a math element (not parsed by myst): {t}" for t in math["stray"]]
+        problems += [f"math left untypeset: {text}" for text in math["untypeset"]]
+        problems += [f"MathJax error: {text}" for text in math["errors"]]
+
+        if page.locator(WIDGET_VIEW).count():  # the widget manager renders the saved state after loading
+            with contextlib.suppress(Exception):  # a widget that never renders is reported just below
+                page.wait_for_function(WIDGETS_RENDERED, timeout=widget_timeout_ms)
+        for widget in page.evaluate(WIDGET_REPORT):
+            if not widget["visible"]:
+                problems.append(
+                    f"widget {widget['id']} leaves its area empty ({widget['height']:.0f}px high)"
+                )
+
+        problems += check_colab_link(page, docname)
+
+        if screenshot is not None:  # the page as a reader first sees it, all of it in one image
+            height = page.evaluate("() => document.documentElement.scrollHeight")
+            page.set_viewport_size({"width": VIEWPORT["width"], "height": min(height, SCREENSHOT_MAX_HEIGHT)})
+            page.wait_for_timeout(200)  # let the layout settle at the new size
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+
+        problems += check_solutions(page)
+        page.wait_for_load_state("networkidle")
+    finally:
+        page.close()
+    problems += [f"local request failed: {failure}" for failure in probe.failed]
+    problems += [f"console error: {error}" for error in probe.console]
+    problems += [f"requested the network: {url}" for url in context.remote_requests]
+    context.remote_requests.clear()
+    return problems
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page(browser_context, base_url: str, docname: str) -> None:
+    html_file = HTML / f"{docname}.html"
+    assert html_file.is_file(), f"{docname} is in _toc.yml but {html_file} was not built"
+    shot = SCREENSHOTS / f"{docname.replace('/', '__')}.png"
+    problems = page_problems(browser_context, base_url, docname, screenshot=shot)
+    assert not problems, f"{docname}.html:\n  " + "\n  ".join(problems)
+
+
+def test_search_works(browser_context, base_url: str) -> None:
+    """Sphinx's search is local JavaScript over searchindex.js: it must find a word of the book's title."""
+    word = yaml.safe_load((ROOT / "_config.yml").read_text())["title"].split()[0].strip("&").lower()
+    page = browser_context.new_page()
+    probe = PageProbe(page, base_url)
+    try:
+        page.goto(base_url + f"search.html?q={word}", wait_until="load")
+        page.wait_for_function("() => document.querySelectorAll('ul.search li').length > 0")
+        hits = page.locator("ul.search li").count()
+    finally:
+        page.close()
+    assert hits > 0, f"searching for {word!r} found nothing"
+    assert not probe.failed, probe.failed
+    assert not probe.console, probe.console
+    remote = list(browser_context.remote_requests)
+    browser_context.remote_requests.clear()
+    assert not remote, f"search requested the network: {remote}"
+
+
+def test_offline_marker_matches_package_json() -> None:
+    """The vendored assets are the versions package.json pins."""
+    if not OFFLINE:
+        pytest.skip("not an offline build")
+    vendored = json.loads((HTML / "_vendor" / "versions.json").read_text())
+    pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]
+    assert vendored == {name: pinned[name] for name in vendored}
+
+
+INJECTED = """
+<p>Left raw: $$ x $$ and a missing figure <img src="missing-figure.png" alt="missing"></p>
+<p><span class="math notranslate nohighlight">\\(a^2 + \\undefinedmacro\\)</span>
+<span class="math notranslate nohighlight">\\(\\frac{1}{\\)</span></p>
+<img src="https://example.invalid/remote.png" alt="remote">
+<div class="cell_output"><script type="application/vnd.jupyter.widget-view+json">
+{"version_major": 2, "version_minor": 0, "model_id": "injected0widget"}</script></div>
+<script>console.error("injected console error");</script>
+"""
+
+
+def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
+    """Every check of test_page can fail: a chapter page with one of each problem injected is reported."""
+    chapter = next(
+        (
+            n
+            for n in PAGES
+            if (ROOT / f"{n}.ipynb").is_file() and 'class="solution' in _read(HTML / f"{n}.html")
+        ),
+        None,
+    )
+    if chapter is None:
+        pytest.skip("no built chapter has an exercise with a solution")
+    site = tmp_path / "site"
+    site.mkdir()
+    for entry in HTML.iterdir():  # the real build, but for the one page below
+        if entry.name != chapter.split("/")[0]:
+            (site / entry.name).symlink_to(entry)
+    page_file = site / f"{chapter}.html"
+    page_file.parent.mkdir(parents=True, exist_ok=True)
+    for sibling in (HTML / chapter).parent.iterdir():
+        if sibling.name != page_file.name:
+            (page_file.parent / sibling.name).symlink_to(sibling)
+    html = _read(HTML / f"{chapter}.html")
+    html = html.replace("</main>", INJECTED + "</main>", 1)
+    html = html.replace('class="solution dropdown', 'class="solution toggle-shown dropdown', 1)
+    html = re.sub(r'(href="https://colab[^"]*/)[^"/]+\.ipynb"', r'\1not-this-chapter.ipynb"', html)
+    page_file.write_text(html, encoding="utf-8")
+
+    with serve(site) as url, open_context(browser, url, block_remote=True) as context:
+        # the injected widget has no saved state, so it can never render: no need to wait long for it
+        problems = "\n".join(page_problems(context, url, chapter, widget_timeout_ms=2_000))
+    expected = {
+        "image check": "image does not load: ",
+        "local request check": "local request failed: ",
+        "raw TeX check": "raw TeX in the page source: ...Left raw: $$ x $$",
+        "widget check": "widget injected0widget leaves its area empty",
+        "Colab link check": "no Colab launch link to",
+        "solution check": "is visible before any click",
+        "console check": "console error: injected console error",
+        "network check": "requested the network: https://example.invalid/remote.png",
+    }
+    missed = [name for name, text in expected.items() if text not in problems]
+    # The injected bad TeX is left untypeset without MathJax, and is a MathJax error with it.
+    math_messages = ("the page has math but MathJax did not load", "math left untypeset: ", "MathJax error: ")
+    if not any(message in problems for message in math_messages):
+        missed.append("MathJax check")
+    assert not missed, f"these checks did not fire: {missed}; reported:\n{problems}"
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.is_file() else ""

@@ -1,0 +1,66 @@
+"""A Sphinx extension that removes two console errors the upstream packages put into every page.
+
+tests/test_browser.py fails on any console error from our pages, and these two came from the stack itself:
+
+- sphinx-thebe adds its inline configuration script (``const THEBE_JS_URL = ...``) to the page twice, so
+  the browser reports "Identifier 'THEBE_JS_URL' has already been declared". The page context's script list
+  is de-duplicated here.
+- On a reader's first visit (empty localStorage) the theme's head script sets the colour mode to "", and
+  pydata-sphinx-theme then logs "Got invalid theme mode". A small script sets the theme's own default
+  ("auto") when no mode was stored, before the theme reads it.
+- ipywidgets' controls typeset their labels with the MathJax 2 call ``MathJax.Hub.Queue``, but the book
+  loads MathJax 3, so a page with a labelled widget throws "Cannot read properties of undefined (reading
+  'Queue')". A small shim maps that call to MathJax 3's ``typesetPromise``.
+
+Enabled for every build in _config.yml (`sphinx: local_extensions: {book_fixes: tools}`); tools/offline.py
+and tools/build_chapter.sh rebase that path when they write their own config elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_MODE_SCRIPT = (
+    "if (!document.documentElement.dataset.mode) {"
+    " document.documentElement.dataset.mode = document.documentElement.dataset.defaultMode || 'auto'; }"
+)
+
+
+# Runs in <head>, before MathJax (deferred) replaces window.MathJax; by DOMContentLoaded MathJax 3 is there.
+MATHJAX2_SHIM_SCRIPT = """document.addEventListener("DOMContentLoaded", () => {
+  const mj = window.MathJax;
+  if (!mj || !mj.version || mj.Hub) return;
+  mj.Hub = {Queue: (...jobs) => jobs.forEach((job) => {
+    if (Array.isArray(job) && job[0] === "Typeset" && job[2] && mj.startup) {
+      mj.startup.promise.then(() => mj.typesetPromise([job[2]]));
+    }
+  })};
+});"""
+
+
+def _script_key(script: Any) -> tuple[str, str]:
+    """Scripts are the same when file, attributes and inline body agree (whatever their priority).
+
+    An inline script registered twice, once as filename None and once as "", is one script.
+    """
+    attributes = getattr(script, "attributes", {})
+    return str(getattr(script, "filename", script) or ""), repr(sorted(attributes.items()))
+
+
+def dedupe_scripts(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Keep one of each repeated script (the one that loads first) in the page's script list."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    first: dict[tuple[str, str], Any] = {}
+    for script in sorted(scripts, key=lambda js: getattr(js, "priority", 500)):  # the order Sphinx renders
+        first.setdefault(_script_key(script), script)
+    keep = {id(script) for script in first.values()}
+    context["script_files"] = [script for script in scripts if id(script) in keep]
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.add_js_file(None, body=DEFAULT_MODE_SCRIPT, priority=100)
+    app.add_js_file(None, body=MATHJAX2_SHIM_SCRIPT, priority=100)
+    app.connect("html-page-context", dedupe_scripts, priority=900)  # after everyone else added theirs
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
