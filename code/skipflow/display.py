@@ -6,10 +6,12 @@ The book inserts measured numbers into sentences with myst-nb's ``glue``. Colab 
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from skipflow.plots import use_style
-from skipflow.runtime import describe
+from skipflow.runtime import describe, set_threads
 
 
 def glue(name: str, value: object, display: bool = False) -> object:
@@ -32,7 +34,13 @@ def glue(name: str, value: object, display: bool = False) -> object:
 
 
 def setup_notebook() -> None:
-    """Show figures inline, apply the course's plot style, and print one line about the environment."""
+    """Prepare a chapter: one CPU thread, inline figures, the course's plot style; print the environment.
+
+    PyTorch runs on one CPU thread (``SKIPFLOW_THREADS`` overrides it). The course's models are tiny, so a
+    second thread buys little, and with a fixed thread count the numbers a chapter measures do not depend
+    on how many cores the reader's machine has: floating-point sums are accumulated in the same order.
+    """
+    set_threads(int(os.environ.get("SKIPFLOW_THREADS", "1")))
     _inline_figures()
     use_style()
     print(describe())
