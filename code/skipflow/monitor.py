@@ -1,0 +1,128 @@
+"""A per-layer ‖∂𝓛/∂W‖ / ‖W‖ monitor to watch during training.
+
+The ratio of a layer's gradient norm to its weight norm is, up to the learning rate, the relative change
+one SGD step makes to that layer. It is the cheapest health check there is:
+
+- a ratio many orders of magnitude below the others means the layer barely learns (vanishing gradients,
+  a dead plain network);
+- a ratio near or above 1 / lr means one step rewrites the layer (exploding gradients).
+
+It cannot see everything: a network whose layers all move at a healthy, *similar* rate can still fail to
+learn (chapter 4 shows a post-activation network that does exactly that). Read it next to the loss.
+
+Use it as ``on_step`` in :func:`skipflow.train.train`::
+
+    monitor = GradWeightMonitor()
+    history = skipflow.train.train(model, data, on_step=monitor)
+    monitor.plot()
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from skipflow._validate import check_float, check_int
+from skipflow.probes import grad_to_weight_ratios
+
+
+class GradWeightMonitor:
+    """Record ‖∂𝓛/∂W_l‖ / ‖W_l‖ for every weight layer every ``every`` steps.
+
+    Call it as ``monitor(step, model)`` after ``loss.backward()`` (``skipflow.train.train`` does this when
+    passed as ``on_step``). ``monitor.ratios`` is a tensor of shape (recorded steps, layers).
+
+    Args:
+        every: record every so many steps (1 records all).
+        low: a layer whose median ratio is below this is flagged as "barely learning".
+        high: a layer whose median ratio is above this is flagged as "moving too fast".
+    """
+
+    def __init__(self, every: int = 1, low: float = 1e-5, high: float = 1.0) -> None:
+        self.every = check_int("every", every, minimum=1)
+        self.low = check_float("low", low, minimum=0.0, strict_min=True)
+        self.high = check_float("high", high, minimum=0.0, strict_min=True)
+        if self.low >= self.high:
+            raise ValueError(f"`low` ({low}) must be below `high` ({high}).")
+        self.steps: list[int] = []
+        self._rows: list[torch.Tensor] = []
+
+    def __call__(self, step: int, model: nn.Module) -> None:
+        if step % self.every:
+            return
+        self.steps.append(int(step))
+        self._rows.append(grad_to_weight_ratios(model).cpu())
+
+    @property
+    def ratios(self) -> torch.Tensor:
+        """The recorded ratios, shape (recorded steps, weight layers); empty before the first record."""
+        return torch.stack(self._rows) if self._rows else torch.empty(0, 0)
+
+    def summary(self) -> dict[str, object]:
+        """Per-layer median ratios over the run, their spread across layers, and the layers flagged.
+
+        Returns a dict with ``median`` (tensor, one per layer), ``spread`` (the decades between the
+        largest and smallest layer median), ``low_layers`` and ``high_layers`` (indices, 0 = first
+        layer) and ``flagged`` (True if any layer is flagged).
+        """
+        if not self._rows:
+            raise ValueError("The monitor has recorded nothing yet: pass it as `on_step` to train() first.")
+        median = self.ratios.median(dim=0).values
+        finite = median[torch.isfinite(median) & (median > 0)]
+        spread = math.log10(float(finite.max()) / float(finite.min())) if len(finite) else math.inf
+        low = [i for i, v in enumerate(median.tolist()) if v < self.low]
+        high = [i for i, v in enumerate(median.tolist()) if not v <= self.high]
+        return {
+            "median": median,
+            "spread": spread,
+            "low_layers": low,
+            "high_layers": high,
+            "flagged": bool(low or high),
+        }
+
+    def report(self) -> str:
+        """One line a human can read: what, if anything, the monitor flags."""
+        s = self.summary()
+        n = len(s["median"])
+        parts = [f"{n} layers, median ratios span {s['spread']:.1f} decades"]
+        if s["low_layers"]:
+            parts.append(f"{len(s['low_layers'])} barely learn (ratio < {self.low:g})")
+        if s["high_layers"]:
+            parts.append(f"{len(s['high_layers'])} move too fast (ratio > {self.high:g})")
+        if not s["flagged"]:
+            parts.append("nothing flagged")
+        return "; ".join(parts)
+
+    def plot(
+        self,
+        ax=None,
+        title: str = r"$\Vert\partial\mathcal{L}/\partial W\Vert\,/\,\Vert W\Vert$ per layer during training",
+    ):
+        """A heat map: x = training step, y = layer (1 = first), colour = log10 of the ratio.
+
+        Flag thresholds ``low`` and ``high`` are marked on the colour bar.
+        """
+        import matplotlib.pyplot as plt
+
+        if not self._rows:
+            raise ValueError("The monitor has recorded nothing yet: pass it as `on_step` to train() first.")
+        ax = ax or plt.subplots(figsize=(7.0, 3.6))[1]
+        values = self.ratios.clamp_min(1e-30).log10().T.numpy()
+        extent = (self.steps[0] - 0.5, self.steps[-1] + 0.5, 0.5, values.shape[0] + 0.5)
+        image = ax.imshow(
+            values, aspect="auto", origin="lower", extent=extent, cmap="viridis", interpolation="nearest"
+        )
+        bar = ax.figure.colorbar(image, ax=ax)
+        bar.set_label(r"$\log_{10}$ of the ratio")
+        for threshold, style in ((self.low, "--"), (self.high, ":")):
+            level = math.log10(threshold)
+            if values.min() <= level <= values.max():
+                bar.ax.axhline(level, color="white", ls=style, lw=1.5)
+        ax.set(title=title, xlabel="training step", ylabel="weight layer (1 = input side)")
+        ax.grid(False)
+        return ax
+
+
+__all__ = ["GradWeightMonitor"]
