@@ -68,6 +68,31 @@ def time_book() -> float:
         return time.perf_counter() - start
 
 
+CLEAN_TEST_HEADING = "## `make test` from a clean clone"
+
+
+def time_clean_test() -> str:
+    """Clone the repository into a temporary folder and time `make test` there, installs included."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["git", "clone", "-q", str(ROOT), tmp], check=True)
+        start = time.perf_counter()
+        result = subprocess.run(["make", "test"], cwd=tmp, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    verdict = "passed" if result.returncode == 0 else f"**failed** (exit {result.returncode})"
+    return (
+        f"`make test` in a fresh clone (creating .venv, installing everything, then every check) {verdict} "
+        f"in {seconds / 60:.1f} min (budget 15 min), measured {dt.date.today().isoformat()}."
+    )
+
+
+def previous_clean_test() -> str:
+    """The clean-clone section of the last RESULTS.md, kept when this run does not measure it."""
+    results = ROOT / "benchmarks" / "RESULTS.md"
+    if results.exists() and CLEAN_TEST_HEADING in results.read_text():
+        return results.read_text().split(CLEAN_TEST_HEADING, 1)[1].split("\n## ", 1)[0].strip()
+    return "Not measured yet: run `benchmarks/run.py --clean-test`."
+
+
 def probe_overhead(repeats: int = 30) -> dict[str, float]:
     """Median time of a plain forward/backward vs. the same pass through each probe, interleaved."""
     sys.path.insert(0, str(ROOT / "code"))
@@ -112,7 +137,14 @@ def paths_comparison() -> str:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     result = module.run()
-    return "\n".join(f"- {key}: {value}" for key, value in result.items())
+    return "\n".join(f"- {key}: {_fmt(key, value)}" for key, value in result.items())
+
+
+def _fmt(key: str, value: object) -> str:
+    """Seconds with two decimals, other floats with three significant digits, the rest as they are."""
+    if isinstance(value, float):
+        return f"{value:.2f} s" if key.startswith("seconds") else f"{value:.3g}"
+    return str(value)
 
 
 def machine() -> str:
@@ -126,7 +158,8 @@ def machine() -> str:
         pass
     return (
         f"{cpu}; {os.cpu_count()} cores; Python {platform.python_version()}; torch {torch.__version__}; "
-        f"torch threads {torch.get_num_threads()}; {platform.system()} {platform.release()}"
+        f"torch threads {torch.get_num_threads()} here, 1 in the notebooks (setup_notebook); "
+        f"{platform.system()} {platform.release()}"
     )
 
 
@@ -149,6 +182,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per notebook (median reported)")
     parser.add_argument("--skip-book", action="store_true", help="do not time the full book build")
     parser.add_argument("--only", nargs="*", help="notebook stems to time (default: all)")
+    parser.add_argument("--clean-test", action="store_true", help="also time `make test` in a fresh clone")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -168,6 +202,7 @@ def main() -> int:
         print(rows[-1], flush=True)
 
     book = None if args.skip_book else time_book()
+    clean_test = time_clean_test() if args.clean_test else previous_clean_test()
     overhead = probe_overhead()
     paths = paths_comparison()
 
@@ -194,6 +229,10 @@ def main() -> int:
             if book is not None
             else "Not measured in this run (`--skip-book`)."
         ),
+        "",
+        CLEAN_TEST_HEADING,
+        "",
+        clean_test,
         "",
         "## Overhead of the gradient probes",
         "",
