@@ -21,9 +21,14 @@ pathlib.Path(sys.argv[1]).write_text(yaml.safe_dump(cfg))
 PY
 log="$out/build.log"
 mkdir -p "$out"
+rc=0
 SKIPFLOW_PROGRESS=0 .venv/bin/jupyter-book build . --config "$cfg" --path-output "$out" -n --keep-going \
-  2>&1 | tee "$log" | grep -E "WARNING|ERROR|build succeeded|Traceback" || true
+  > "$log" 2>&1 || rc=$?
+grep -E "WARNING|ERROR|build succeeded|Traceback" "$log" || true
 status=0
+if [ "$rc" -ne 0 ]; then
+  echo "FAILED: jupyter-book exited with status $rc (a cell failed, or the build crashed; see $log)"; status=1
+fi
 for name in "$@"; do
   # count, not grep -q: under pipefail an early-exiting grep -q makes the pipeline "fail" and hides the match
   count=$(grep -E "(WARNING|ERROR)" "$log" | grep -c "$name" || true)
