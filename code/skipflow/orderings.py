@@ -17,6 +17,7 @@ a constant, or a gate) and ``after`` what follows the addition. :func:`ordered_n
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -26,6 +27,9 @@ from skipflow.blocks import KINDS, make_activation, make_layer, make_norm
 from skipflow.data import Split
 from skipflow.models import Net, init_weights
 from skipflow.train import History
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 ORDERINGS = ("original", "bn_after_add", "relu_before_add", "relu_only_preact", "full_preact")
 SHORTCUTS = ("identity", "scaling", "exclusive_gate", "shortcut_gate", "projection", "dropout")
@@ -259,6 +263,16 @@ def input_grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float
     return float(x.grad.norm())
 
 
+def _box(ax: Axes, x: float, y: float, height: float, label: str, fill: str, edge: str, lw: float) -> None:
+    """One labelled, rounded box of a block diagram, centred on ``x`` with its bottom at ``y``."""
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(
+        FancyBboxPatch((x - 0.55, y), 1.1, height, boxstyle="round,pad=0.02", fc=fill, ec=edge, lw=lw)
+    )
+    ax.text(x, y + height / 2, label, ha="center", va="center", fontsize=9)
+
+
 def draw_orderings(orderings: tuple[str, ...] | list[str] = ORDERINGS, ax=None):
     """Draw each ordering as a vertical chain of boxes, the shortcut as a line around the branch.
 
@@ -266,7 +280,7 @@ def draw_orderings(orderings: tuple[str, ...] | list[str] = ORDERINGS, ax=None):
     the addition is drawn below it, on the path that both the shortcut and the branch share.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Circle, FancyBboxPatch
+    from matplotlib.patches import Circle
 
     orderings = list(orderings)
     for name in orderings:
@@ -286,18 +300,7 @@ def draw_orderings(orderings: tuple[str, ...] | list[str] = ORDERINGS, ax=None):
         y = top
         for step in branch:
             y -= box_h
-            ax.add_patch(
-                FancyBboxPatch(
-                    (x0 - 0.55, y),
-                    1.1,
-                    box_h - 0.12,
-                    boxstyle="round,pad=0.02",
-                    fc=colors[step],
-                    ec="#566573",
-                    lw=0.8,
-                )
-            )
-            ax.text(x0, y + (box_h - 0.12) / 2, step, ha="center", va="center", fontsize=9)
+            _box(ax, x0, y, box_h - 0.12, step, colors[step], edge="#566573", lw=0.8)
             y -= gap - 0.12
         add_y = y - 0.45
         ax.annotate("", xy=(x0, add_y + 0.22), xytext=(x0, y), arrowprops={"arrowstyle": "->", "lw": 1.0})
@@ -315,18 +318,7 @@ def draw_orderings(orderings: tuple[str, ...] | list[str] = ORDERINGS, ax=None):
         y = add_y - 0.22
         for step in after:
             y -= gap + box_h - 0.12
-            ax.add_patch(
-                FancyBboxPatch(
-                    (x0 - 0.55, y),
-                    1.1,
-                    box_h - 0.12,
-                    boxstyle="round,pad=0.02",
-                    fc=colors[step],
-                    ec="#c0392b",
-                    lw=1.6,
-                )
-            )
-            ax.text(x0, y + (box_h - 0.12) / 2, step, ha="center", va="center", fontsize=9)
+            _box(ax, x0, y, box_h - 0.12, step, colors[step], edge="#c0392b", lw=1.6)
         ax.annotate("", xy=(x0, 2.45), xytext=(x0, y), arrowprops={"arrowstyle": "->", "lw": 1.2})
         ax.text(x0, 2.35, "$h_l$", ha="center", va="top", fontsize=10)
         ax.text(x0 + 0.15, 1.75, _SHORT_LABELS[name], ha="center", va="top", fontsize=9)
