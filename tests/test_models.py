@@ -83,7 +83,7 @@ def test_init_variances_match_their_formulas():
     assert var == pytest.approx(2 / (fan_in + fan_out), rel=0.03)
     models.init_weights(net, "kaiming")
     assert float(net[0].weight.detach().var()) == pytest.approx(2 / fan_in, rel=0.03)
-    assert float(net[0].bias.abs().max()) == 0.0
+    assert float(net[0].bias.detach().abs().max()) == 0.0
     default = nn.Linear(fan_in, fan_out)
     assert float(default.weight.detach().std()) == pytest.approx(models.default_init_std(fan_in), rel=0.03)
 
