@@ -8,15 +8,13 @@ Huang et al. use the linear decay rule p_l = 1 − (l/L)(1 − p_L), which keeps
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
 from skipflow._validate import check_float, check_int
 from skipflow.blocks import ResidualBlock
 from skipflow.data import Split
-from skipflow.train import evaluate
+from skipflow.lesion import delete_blocks, single_deletion
 
 
 def linear_decay(n_blocks: int, p_last: float = 0.5) -> list[float]:
@@ -81,13 +79,9 @@ def without_block(net: nn.Module, index: int) -> nn.Module:
         raise ValueError(
             f"`index`={index} but the net has {len(net.blocks)} blocks (0 … {len(net.blocks) - 1})."
         )
-    copied = copy.deepcopy(net)
-    del copied.blocks[index]
-    return copied
+    return delete_blocks(net, index)
 
 
 def deletion_accuracies(net: nn.Module, data: Split) -> torch.Tensor:
     """Test accuracy after deleting each single block in turn (one entry per block)."""
-    return torch.tensor(
-        [evaluate(without_block(net, i), data.x_test, data.y_test)[1] for i in range(len(net.blocks))]
-    )
+    return single_deletion(net, data.x_test, data.y_test)[1]
