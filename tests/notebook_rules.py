@@ -80,6 +80,48 @@ def notebook_problems(path: Path, toc: list[str], repo_url: str) -> list[str]:
     for i, cell in enumerate(cells):
         if ABSOLUTE_PATH.search(source(cell)):
             problems.append(f"{path.name}: cell {i} contains an absolute path")
+    problems += claim_problems(path.name, cells)
+    return problems
+
+
+# A reference solution may assert that its own checker accepts it; every other check is a claim.
+BARE_ASSERT = re.compile(r"^\s*assert\b(?!\s+skipflow\.checks\.)", re.MULTILINE)
+# Seeding anywhere but skipflow.runtime would ignore SKIPFLOW_SEED_OFFSET.
+DIRECT_SEED = re.compile(
+    r"torch\.manual_seed\(|(?<!runtime)\.manual_seed\(|np\.random\.seed\(|(?<![\w.])random\.seed\(|default_rng\(|RandomState\("
+)
+LEDGER_CALL = "skipflow.claims.show_ledger()"
+LEDGER_HEADING = "How this page checks itself"
+
+
+def claim_problems(name: str, cells: list[dict]) -> list[str]:
+    """Claims go through skipflow.claims, seeds through skipflow.runtime, and the page shows its ledger."""
+    problems = []
+    for i, cell in enumerate(cells):
+        if cell.get("cell_type") != "code":
+            continue
+        text = source(cell)
+        if BARE_ASSERT.search(text):
+            problems.append(
+                f"{name}: cell {i} has a bare assert; check claims with skipflow.claims.check_between/check"
+            )
+        if DIRECT_SEED.search(text):
+            problems.append(
+                f"{name}: cell {i} seeds directly; use skipflow.runtime.manual_seed/generator/seed_everything"
+            )
+    ledger = [i for i, c in enumerate(cells) if c.get("cell_type") == "code" and LEDGER_CALL in source(c)]
+    if len(ledger) != 1:
+        problems.append(f"{name}: needs exactly one cell calling {LEDGER_CALL} (found {len(ledger)})")
+        return problems
+    i = ledger[0]
+    if "remove-input" not in cells[i].get("metadata", {}).get("tags", []):
+        problems.append(f"{name}: the ledger cell must be tagged 'remove-input'")
+    headings = [j for j, c in enumerate(cells[:i]) if c.get("cell_type") == "markdown"]
+    if not headings or LEDGER_HEADING not in source(cells[headings[-1]]):
+        problems.append(f"{name}: the ledger cell must follow a heading '{LEDGER_HEADING}'")
+    later_checks = [j for j, c in enumerate(cells) if j > i and "skipflow.claims.check" in source(c)]
+    if later_checks:
+        problems.append(f"{name}: cells {later_checks} check claims after the ledger is shown")
     return problems
 
 

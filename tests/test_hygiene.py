@@ -128,3 +128,43 @@ def test_rules_catch_absolute_paths(good_notebook, tmp_path):
     config = tmp_path / "conf.yml"
     config.write_text("path: /work/main/book\nurl: https://github.com/a/b\n")
     assert len(text_file_problems(config)) == 1  # the URL is not a path
+
+
+def _code_cell(text: str, tags: tuple[str, ...] = ()) -> dict:
+    return {"cell_type": "code", "metadata": {"tags": list(tags)}, "source": text, "outputs": []}
+
+
+def _with_cell(nb: dict, cell: dict, at: int = 2) -> dict:
+    broken = copy.deepcopy(nb)
+    broken["cells"].insert(at, cell)
+    return broken
+
+
+def test_rules_catch_a_bare_assert(good_notebook):
+    path, nb = good_notebook
+    broken = _with_cell(
+        nb, _code_cell("x = 1\nassert x > 0  # a claim the ledger never sees", ("remove-cell",))
+    )
+    assert any("bare assert" in p for p in problems_of(path, broken))
+
+
+@pytest.mark.parametrize(
+    "seeding", ["torch.manual_seed(0)", "g = torch.Generator().manual_seed(3)", "np.random.seed(1)"]
+)
+def test_rules_catch_seeding_around_the_offset(good_notebook, seeding):
+    path, nb = good_notebook
+    assert any("seeds directly" in p for p in problems_of(path, _with_cell(nb, _code_cell(seeding))))
+
+
+def test_rules_catch_a_missing_or_unfolded_ledger(good_notebook):
+    path, nb = good_notebook
+    without = copy.deepcopy(nb)
+    without["cells"] = [c for c in nb["cells"] if "show_ledger" not in "".join(c["source"])]
+    assert any("exactly one cell" in p for p in problems_of(path, without))
+    shown = copy.deepcopy(nb)
+    for cell in shown["cells"]:
+        if "show_ledger" in "".join(cell["source"]):
+            cell["metadata"]["tags"] = []
+    assert any("remove-input" in p for p in problems_of(path, shown))
+    late = _with_cell(nb, _code_cell("skipflow.claims.check_between('x', 1, 0, why='w')"), len(nb["cells"]))
+    assert any("after the ledger" in p for p in problems_of(path, late))

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from student import SolutionBlockError, student_notebook, write_student_edition  # noqa: E402
 
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+STUDENT_SEED_OFFSET = "2"
 IDS = [path.stem for path in CHAPTERS]
 CHECKER_CALL = re.compile(r"skipflow\.checks\.\w+\(")
 NOT_SOLVED = "not solved yet"
@@ -160,11 +161,15 @@ def test_student_notebook_runs(student_dir: Path, chapter: Path, monkeypatch) ->
 
     monkeypatch.setenv("SKIPFLOW_PROGRESS", "0")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # the student run is also the second seed-shifted run (nbval and the book use 0, the Colab run 1)
+    monkeypatch.setenv("SKIPFLOW_SEED_OFFSET", STUDENT_SEED_OFFSET)
     nb = nbformat.read(student_dir / chapter.name, as_version=4)
     NotebookClient(
         nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(ROOT / "chapters")}}
     ).execute()  # raises CellExecutionError, with the cell and traceback, if any cell fails
 
+    first = "".join(o.get("text", "") for o in nb.cells[0].get("outputs", []))
+    assert f"seeds shifted by {STUDENT_SEED_OFFSET}" in first, "the run must really use other seeds"
     problems = []
     for cell in nb.cells:
         if cell.cell_type != "code":

@@ -11,6 +11,7 @@ Each module holds one concept, so a reader can open the file that a chapter talk
 - :mod:`skipflow.plots`    matplotlib helpers with one consistent style
 - :mod:`skipflow.display`  ``glue`` that also works outside the book build (Colab)
 - :mod:`skipflow.checks`   exercise checkers, one function per exercise
+- :mod:`skipflow.claims`   claims that check themselves, and the ledger each chapter shows
 - :mod:`skipflow.widgets`  ipywidgets explorers
 """
 
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from skipflow import blocks, checks, data, display, models, plots, probes, runtime, train, widgets
+from skipflow import blocks, checks, claims, data, display, models, plots, probes, runtime, train, widgets
 from skipflow.display import glue, setup_notebook
 
 __all__ = [
     "__version__",
     "blocks",
     "checks",
+    "claims",
     "data",
     "display",
     "glue",

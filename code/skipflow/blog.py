@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from skipflow import runtime
 from skipflow._validate import check_int
 
 __all__ = ["BlogResult", "blog_experiment", "blog_forward"]
@@ -67,7 +68,7 @@ def blog_weights(n_seeds: int, width: int = 10, n_layers: int = 5, first_seed: i
     shapes = [(width, width)] * (n_layers - 1) + [(1, width)]
     per_seed = []
     for s in range(n_seeds):
-        gen = torch.Generator().manual_seed(first_seed + s)
+        gen = runtime.generator(first_seed + s)
         per_seed.append([(torch.rand(shape, generator=gen) * 2 - 1) * bound for shape in shapes])
     return [torch.stack([w[k] for w in per_seed]) for k in range(n_layers)]
 
@@ -100,7 +101,7 @@ def blog_experiment(n_seeds: int = 200, batch: int = 64, width: int = 10, n_laye
     """
     check_int("batch", batch, minimum=1)
     weights = blog_weights(n_seeds, width, n_layers)
-    gen = torch.Generator().manual_seed(10_000)
+    gen = runtime.generator(10_000)
     x = torch.randn(n_seeds, batch, width, generator=gen)
     y = torch.randn(n_seeds, batch, 1, generator=gen)
     results = {}

@@ -15,6 +15,7 @@ import torch
 from sklearn.datasets import load_digits as _sk_load_digits
 from sklearn.model_selection import train_test_split
 
+from skipflow import runtime
 from skipflow._validate import check_float, check_int
 
 
@@ -50,7 +51,7 @@ class Split:
             raise ValueError(
                 f"`n_train` is {n_train} but there are only {len(self.x_train)} training examples."
             )
-        idx = torch.randperm(len(self.x_train), generator=torch.Generator().manual_seed(seed))
+        idx = torch.randperm(len(self.x_train), generator=runtime.generator(seed))
         idx = idx[:n_train]
         return Split(self.x_train[idx], self.y_train[idx], self.x_test, self.y_test, self.n_classes)
 
@@ -74,7 +75,9 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0, images: bool = False
     bunch = _sk_load_digits()
     x = bunch.data.astype(np.float32)
     y = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=test_fraction, random_state=runtime.shifted(seed), stratify=y
+    )
     mean = x_tr.mean(axis=0)
     std = x_tr.std(axis=0)
     std[std == 0] = 1.0  # constant border pixels: centre them, do not divide by zero
@@ -107,7 +110,7 @@ def make_regression(
     check_int("in_features", in_features, minimum=1)
     check_float("noise", noise, minimum=0.0)
     check_int("seed", seed, minimum=0)
-    gen = torch.Generator().manual_seed(seed)
+    gen = runtime.generator(seed)
     a = torch.randn(in_features, generator=gen) / math.sqrt(in_features)
     b = torch.randn(in_features, generator=gen) / math.sqrt(in_features)
     x = torch.randn(n_train + n_test, in_features, generator=gen)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
+from skipflow import runtime
 from skipflow._validate import check_int
 from skipflow.data import Split
 from skipflow.models import plain_mlp, residual_mlp
@@ -68,7 +68,7 @@ def degradation_study(
         for kind in KINDS:
             runs = []
             for seed in range(n_seeds):
-                torch.manual_seed(seed)
+                runtime.manual_seed(seed)
                 model: nn.Module = degradation_model(kind, depth, data.in_features, data.n_classes or 1)
                 runs.append(
                     train(

@@ -10,6 +10,7 @@ import os
 
 import torch
 
+from skipflow.claims import reset as reset_ledger
 from skipflow.plots import use_style
 from skipflow.runtime import describe, set_threads
 
@@ -34,7 +35,7 @@ def glue(name: str, value: object, display: bool = False) -> object:
 
 
 def setup_notebook() -> None:
-    """Prepare a chapter: one CPU thread, inline figures, the course's plot style; print the environment.
+    """Prepare a chapter: one CPU thread, inline figures, the course's style, an empty ledger; describe it.
 
     PyTorch runs on one CPU thread (``SKIPFLOW_THREADS`` overrides it). The course's models are tiny, so a
     second thread buys little, and with a fixed thread count the numbers a chapter measures do not depend
@@ -43,6 +44,7 @@ def setup_notebook() -> None:
     set_threads(int(os.environ.get("SKIPFLOW_THREADS", "1")))
     _inline_figures()
     use_style()
+    reset_ledger()
     print(describe())
 
 

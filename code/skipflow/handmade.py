@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from skipflow import runtime
 from skipflow._validate import check_int
 
 DTYPE = torch.float64
@@ -77,7 +78,7 @@ class ResidualBlock:
     def __init__(self, width: int, post_activation: bool = False, seed: int = 0):
         check_int("width", width, minimum=1)
         check_int("seed", seed, minimum=0)
-        generator = torch.Generator().manual_seed(seed)
+        generator = runtime.generator(seed)
         self.width = width
         self.fc1 = Linear(width, width, generator)
         self.relu = ReLU()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from skipflow import runtime
 from skipflow._validate import check_choice, check_float, check_int
 
 INITS = ("default", "kaiming")
@@ -121,7 +122,7 @@ def make_blocks(
     check_int("n_blocks", n_blocks, minimum=1)
     check_int("seed", seed, minimum=0)
     check_choice("kind", kind, ("residual", "post", "plain"))
-    torch.manual_seed(seed)
+    runtime.manual_seed(seed)
     if kind == "plain":
         blocks: list[nn.Module] = [PlainBlock(width, init) for _ in range(n_blocks)]
     else:

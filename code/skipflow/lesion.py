@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from skipflow import runtime
 from skipflow._validate import check_int
 from skipflow.train import evaluate
 
@@ -148,7 +149,7 @@ def random_deletion_accuracy(
         check_int("ks", k, minimum=0)
         if k >= n:
             raise ValueError(f"`ks` contains {k}, but the network has only {n} blocks; keep k < {n}.")
-    gen = torch.Generator().manual_seed(seed)
+    gen = runtime.generator(seed)
     rows = []
     for k in ks:
         rows.append(
@@ -175,7 +176,7 @@ def random_reorder_accuracy(
     """
     _check_net(net)
     check_int("samples", samples, minimum=1)
-    gen = torch.Generator().manual_seed(seed)
+    gen = runtime.generator(seed)
     acc, tau = [], []
     for s in swaps:
         check_int("swaps", s, minimum=0)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from skipflow import runtime
 from skipflow._validate import check_choice, check_float, check_int
 from skipflow.blocks import KINDS, make_activation, make_layer, make_norm
 from skipflow.data import Split
@@ -374,7 +375,7 @@ def train_seeds(
 ) -> list[History]:
     """Train one fresh model per seed and return the histories (seed s fixes the init and the batches).
 
-    ``build()`` is called right after ``torch.manual_seed(s)``; the model goes to the device of
+    ``build()`` is called right after ``runtime.manual_seed(s)``; the model goes to the device of
     :func:`skipflow.runtime.device`. ``on_step`` (e.g. a :class:`skipflow.monitor.GradWeightMonitor`) is
     attached to the first seed's run only. Other keyword arguments go to :func:`skipflow.train.train`.
     """
@@ -388,7 +389,7 @@ def train_seeds(
         raise ValueError("`seeds` must list at least one seed, e.g. (0, 1).")
     histories = []
     for i, seed in enumerate(seeds):
-        torch.manual_seed(seed)
+        runtime.manual_seed(seed)
         model = build().to(device())
         hook = on_step if i == 0 else None
         histories.append(train(model, data, seed=seed, on_step=hook, **train_kwargs))

@@ -27,6 +27,7 @@ import torch
 from matplotlib import patches
 from torch import nn
 
+from skipflow import runtime
 from skipflow._validate import check_choice, check_float, check_int
 from skipflow.blocks import ResidualBlock
 from skipflow.plots import COLORS
@@ -367,7 +368,7 @@ def sample_path_gradients(
     check_int("samples_per_k", samples_per_k, minimum=1)
     check_int("seed", seed, minimum=0)
     check_int("chunk_size", chunk_size, minimum=1)
-    generator = torch.Generator().manual_seed(seed)
+    generator = runtime.generator(seed)
     with _EvalMode(model), torch.no_grad():  # torch.func's vjp still differentiates inside no_grad
         lin = _linearize(model, x, y, loss_fn)
         n = len(lin.branch_vjps)

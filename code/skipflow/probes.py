@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from skipflow import runtime
 from skipflow._validate import check_int
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
@@ -182,7 +183,7 @@ def mean_layer_grad_norms(
     check_int("n_seeds", n_seeds, minimum=1)
     rows = []
     for seed in range(n_seeds):
-        torch.manual_seed(seed)
+        runtime.manual_seed(seed)
         rows.append(layer_grad_norms(make_model(), x, y))
     stacked = torch.stack(rows)
     return stacked.clamp_min(1e-45).log().mean(0).exp(), stacked

@@ -21,6 +21,7 @@ import torch
 
 Checker = TypeVar("Checker", bound=Callable[..., None])
 PLACEHOLDERS = (None, Ellipsis, NotImplemented)
+REGISTRY: dict[str, Callable[..., bool]] = {}  # every checker, by name: the test suite's catalogue reads it
 
 
 class NotSolved(Exception):
@@ -134,6 +135,7 @@ def exercise(title: str) -> Callable[[Checker], Callable[..., bool]]:
             print(f"✅ {title}: correct!")
             return True
 
+        REGISTRY[check.__name__] = checker
         return checker
 
     return wrap

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from skipflow import runtime
 from skipflow.checks._core import as_float, as_tensor, call, exercise, require
 from skipflow.models import plain_mlp, residual_mlp
 from skipflow.probes import layer_grad_norms, weight_layers
@@ -16,12 +17,12 @@ __all__ = ["grad_norms_with_hooks", "init_std"]
 
 
 def _grad_cases() -> list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]]:
-    gen = torch.Generator().manual_seed(1)
+    gen = runtime.generator(1)
     x = torch.randn(32, 12, generator=gen)
     y = torch.randint(0, 3, (32,), generator=gen)
-    torch.manual_seed(0)
+    runtime.manual_seed(0)
     plain = plain_mlp(12, 3, depth=5, width=16, activation="tanh")
-    torch.manual_seed(1)
+    runtime.manual_seed(1)
     residual = residual_mlp(12, 3, depth=6, width=16, norm="batch", init="kaiming")
     return [("a plain tanh MLP of depth 5", plain, x, y), ("a residual MLP of depth 6", residual, x, y)]
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from skipflow import runtime
 from skipflow.checks._core import Incorrect, as_tensor, call, exercise, require
 from skipflow.jacobians import end_to_end_jacobian, input_jacobian, make_blocks
 
@@ -41,7 +42,7 @@ def _zero_branch(block: nn.Module) -> None:
 @exercise("A residual block with a projection shortcut")
 def projection_block(make_block: Callable[[int, int], nn.Module]) -> None:
     """Check ``make_block(in_features, out_features)``: shapes, zero branch ⇒ shortcut, and I + J."""
-    torch.manual_seed(0)
+    runtime.manual_seed(0)
     x = torch.randn(5, 6, dtype=torch.float64)
     for n_out in (6, 3):
         block = _module(make_block, 6, n_out)
@@ -57,7 +58,7 @@ def projection_block(make_block: Callable[[int, int], nn.Module]) -> None:
         "when in_features == out_features the shortcut should be the identity (nn.Identity()), with no "
         "parameters: a projection is only needed when the shapes differ.",
     )
-    torch.manual_seed(1)
+    runtime.manual_seed(1)
     x1 = torch.randn(6, dtype=torch.float64)
     jac = call(input_jacobian, same, x1)
     jac_branch = call(input_jacobian, same.branch, x1)
@@ -132,7 +133,7 @@ def _branch_product(blocks: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 
 def _backward_case(seed: int, width: int = 5) -> tuple[torch.Tensor, ...]:
-    gen = torch.Generator().manual_seed(seed)
+    gen = runtime.generator(seed)
     g, x, b1, b2 = (torch.randn(width, generator=gen, dtype=torch.float64) for _ in range(4))
     w1, w2 = (torch.randn(width, width, generator=gen, dtype=torch.float64) / width**0.5 for _ in range(2))
     return g, x, w1, b1, w2, b2

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from skipflow import runtime
 from skipflow.checks._core import Incorrect, as_float, call, exercise, require
 from skipflow.models import residual_mlp
 from skipflow.paths import recursion_step as _reference_step
@@ -34,7 +35,7 @@ def count_paths_of_length(fn: Callable[[int, int], int]) -> None:
 
 
 def _small_net(n_blocks: int, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
+    runtime.manual_seed(seed)
     net = residual_mlp(4, 3, depth=2 + 2 * n_blocks, width=6, norm=None)
     return net.eval()
 
@@ -50,7 +51,7 @@ def _forward_without(net: nn.Module, i: int, x: torch.Tensor) -> torch.Tensor:
 @exercise("Deleting a block")
 def delete_block(fn: Callable[[nn.Module, int], nn.Module]) -> None:
     """Check ``fn(net, i)`` returns a new network without block ``i`` and leaves ``net`` unchanged."""
-    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(5, 4, generator=runtime.generator(0))
     for n_blocks, i in [(4, 0), (4, 2), (5, 4)]:
         net = _small_net(n_blocks, seed=n_blocks + i)
         before = net(x).detach().clone()
@@ -88,7 +89,7 @@ def _as_list(result: object, what: str) -> list[torch.Tensor]:
 @exercise("One step of the path-length recursion")
 def path_recursion_step(fn: Callable[[list[torch.Tensor], Callable], list[torch.Tensor]]) -> None:
     """Check ``fn(a, branch_vjp)`` returns the per-length gradients one block further back."""
-    gen = torch.Generator().manual_seed(3)
+    gen = runtime.generator(3)
     jac = torch.randn(4, 4, generator=gen, dtype=torch.float64) / 2
 
     def branch_vjp(v: torch.Tensor) -> torch.Tensor:

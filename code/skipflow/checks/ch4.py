@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from skipflow import runtime
 from skipflow.checks._core import Incorrect, as_float, as_tensor, call, exercise, is_placeholder, require
 from skipflow.orderings import ORDERINGS, BlockParts, has_clean_identity_path
 
@@ -14,7 +15,7 @@ __all__ = ["clean_identity_orderings", "full_preact_refactor", "shortcut_attenua
 
 def _parts(width: int = 6, seed: int = 0) -> BlockParts:
     """Block parts with non-trivial BatchNorm statistics and affine parameters, in eval mode."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = runtime.generator(seed)
     parts = BlockParts(width)
     with torch.no_grad():
         for bn in (parts.bn1, parts.bn2):
@@ -55,7 +56,7 @@ def full_preact_refactor(fn: Callable[[torch.Tensor, BlockParts], torch.Tensor])
     """Check ``fn(x, parts)`` computes ``x + W2 · ReLU(BN2(W1 · ReLU(BN1(x))))`` with ``parts``' layers."""
     for seed in range(2):
         parts = _parts(seed=seed)
-        x = torch.randn(5, 6, generator=torch.Generator().manual_seed(10 + seed))
+        x = torch.randn(5, 6, generator=runtime.generator(10 + seed))
         with torch.no_grad():
             got = call(fn, x.clone(), parts)
             expected = _variants(x, parts)

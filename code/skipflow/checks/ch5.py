@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from skipflow import runtime
 from skipflow.checks._core import Incorrect, as_float, call, exercise, require, require_close
 from skipflow.memory import saved_bytes
 
@@ -17,7 +18,7 @@ __all__ = ["fixup_scale", "rezero_block", "saved_bytes_of_block", "stochastic_de
 @exercise("A ReZero block")
 def rezero_block(cls: Callable[[int], nn.Module]) -> None:
     """Check ``cls(width)`` builds a block h + α·F(h) with a learnable scalar α that starts at 0."""
-    torch.manual_seed(0)
+    runtime.manual_seed(0)
     block = call(cls, 8)
     require(
         isinstance(block, nn.Module), f"`ReZeroBlock(8)` should be an nn.Module, got {type(block).__name__}."
@@ -77,7 +78,7 @@ def stochastic_depth_step(fn: Callable[..., torch.Tensor]) -> None:
     if torch.allclose(test, h + branch(h) / 0.7):
         raise Incorrect("at test time multiply by p (Huang et al.), do not divide by it.")
     require(torch.allclose(test, h + 0.7 * branch(h), atol=1e-6), "at test time return h + p·F(h).")
-    torch.manual_seed(0)
+    runtime.manual_seed(0)
     kept = 0
     trials = 400
     for _ in range(trials):
@@ -131,7 +132,7 @@ class _Block(nn.Module):
 
 
 def _block_saved_bytes(batch: int, width: int) -> int:
-    torch.manual_seed(0)
+    runtime.manual_seed(0)
     return saved_bytes(_Block(width), torch.randn(batch, width))
 
 

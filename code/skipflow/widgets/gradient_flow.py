@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator
 
+from skipflow import runtime
 from skipflow._validate import check_choice, check_int
 from skipflow.blocks import NORMS
 from skipflow.data import load_digits
@@ -67,7 +68,7 @@ def measure_gradient_flow(
     y = data.y_train[:batch].to(dev)
     rows = []
     for seed in range(n_seeds):
-        torch.manual_seed(seed)
+        runtime.manual_seed(seed)
         if residual:
             net = residual_mlp(64, 10, depth, width, activation, norm=norm, init=init, order="pre")
         else:

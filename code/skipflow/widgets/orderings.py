@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import torch
 
+from skipflow import runtime
 from skipflow._validate import check_choice, check_int
 from skipflow.data import load_digits
 from skipflow.orderings import ORDERING_LABELS, ORDERINGS, ordered_net
@@ -49,7 +50,7 @@ def ordering_gradients(
     x, y = data.x_train[:128], data.y_train[:128]
     rows = []
     for seed in range(n_seeds):
-        torch.manual_seed(seed)
+        runtime.manual_seed(seed)
         net = ordered_net(64, 10, n_blocks, width, ordering).to(device())
         if train_steps:
             train(net, data, steps=train_steps, lr=lr, seed=seed, progress=False)
