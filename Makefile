@@ -13,6 +13,18 @@ STAMP  := $(VENV)/.installed
 # Progress bars are for readers; the test run and the built HTML show results instead.
 export SKIPFLOW_PROGRESS := 0
 
+# `make test DEVICE=cuda` runs every check with the chapters' models and tensors on the GPU (TF32 off,
+# deterministic algorithms: see skipflow.runtime). Without a GPU it stops at once and says so.
+DEVICE ?=
+ifneq ($(DEVICE),)
+export SKIPFLOW_DEVICE := $(DEVICE)
+endif
+
+# Independent notebook executions run two at a time (one CPU thread each). Each test file (each notebook under
+# nbval) goes to one worker as a whole, so a notebook's cells run in order in one kernel.
+JOBS   ?= 2
+XDIST  := -n $(JOBS) --dist loadfile
+
 # `make book OFFLINE=1` vendors pinned copies of MathJax and the widget manager (npm packages pinned in
 # package.json/package-lock.json, installed with `npm ci`) into the build, so the HTML works with no network.
 OFFLINE     ?= 0
@@ -21,13 +33,14 @@ NODE_STAMP  := node_modules/.package-lock.json
 BOOK_FLAGS  := -W -n --keep-going
 BOOK_CONFIG := $(if $(filter 1,$(OFFLINE)),--config $(OFFLINE_DIR)/_config.yml)
 
-.PHONY: help venv book test lint unit nbval build browser student offline-assets clean
+.PHONY: help venv book test lint unit nbval suite build browser student offline-assets clean check-device
 
 help:
 	@echo "make book            build the HTML book into _build/html (executes every notebook)"
 	@echo "make book OFFLINE=1  the same, readable with no network (vendors MathJax and widgets; needs npm)"
 	@echo "make student         exercise-only notebooks, solutions removed, into _build/student"
 	@echo "make test            lint, unit tests, notebooks under nbval, strict offline build, browser test"
+	@echo "make test DEVICE=cuda  the same with every chapter computing on the GPU"
 	@echo "make clean           remove _build (keeps .venv)"
 
 venv: $(STAMP)
@@ -66,12 +79,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Where the chapters will compute; with SKIPFLOW_DEVICE=cuda and no GPU this fails with a clear message.
+check-device: $(STAMP)
+	@$(BIN)/python tools/check_device.py
+
 # The browser test needs the built book: it runs in its own step, after the build.
 unit: $(STAMP)
-	$(BIN)/pytest tests/ -m "not browser"
+	$(BIN)/pytest $(XDIST) tests/ -m "not browser"
 
 nbval: $(STAMP)
-	$(BIN)/pytest --nbval-lax --nbval-current-env chapters/
+	$(BIN)/pytest $(XDIST) --nbval-lax --nbval-current-env chapters/
+
+# make test runs the unit tests and nbval as one pytest session, so both workers stay busy until the end.
+suite: $(STAMP)
+	$(BIN)/pytest $(XDIST) -m "not browser" --nbval-lax --nbval-current-env tests/ chapters/
 
 # make test builds the offline edition, so the browser test checks the vendored MathJax and widgets too.
 build: $(STAMP)
@@ -80,7 +101,7 @@ build: $(STAMP)
 browser: $(STAMP)
 	SKIPFLOW_BROWSER_REQUIRE=offline $(BIN)/pytest -m browser tests/test_browser.py
 
-test: lint unit nbval build browser
+test: check-device lint suite build browser
 	@echo "make test: all checks passed"
 
 clean:

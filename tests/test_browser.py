@@ -364,6 +364,33 @@ def check_colab_link(page, docname: str) -> list[str]:
     return []
 
 
+LEDGER_REPORT = """
+() => {
+  const ledgers = [...document.querySelectorAll('details.skipflow-ledger')];
+  const heading = [...document.querySelectorAll('h1, h2, h3')]
+    .some((h) => h.textContent.includes('How this page checks itself'));
+  return ledgers.map((d) => ({open: d.open, rows: d.querySelectorAll('tbody tr').length,
+                               summary: d.querySelector('summary') !== null})).concat([{heading}]);
+}
+"""
+
+
+def check_ledger(page) -> list[str]:
+    """A chapter ends with its ledger: one folded table of the claims the page checked, under its heading."""
+    *ledgers, heading = page.evaluate(LEDGER_REPORT)
+    if len(ledgers) != 1:
+        return [f"expected one ledger ('How this page checks itself'), found {len(ledgers)}"]
+    (ledger,) = ledgers
+    problems = []
+    if ledger["open"] or not ledger["summary"]:
+        problems.append("the ledger is not folded by default")
+    if ledger["rows"] == 0:
+        problems.append("the ledger has no rows")
+    if not heading["heading"]:
+        problems.append("the ledger has no heading 'How this page checks itself'")
+    return problems
+
+
 def page_problems(
     context,
     base_url: str,
@@ -402,6 +429,8 @@ def page_problems(
                 )
 
         problems += check_colab_link(page, docname)
+        if docname.startswith("chapters/"):
+            problems += check_ledger(page)
 
         if screenshot is not None:  # the page as a reader first sees it, all of it in one image
             height = page.evaluate("() => document.documentElement.scrollHeight")
@@ -494,6 +523,8 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
     html = _read(HTML / f"{chapter}.html")
     html = html.replace("</main>", INJECTED + "</main>", 1)
     html = html.replace('class="solution dropdown', 'class="solution toggle-shown dropdown', 1)
+    html = html.replace("<details class='skipflow-ledger'>", "<details class='skipflow-ledger' open>", 1)
+    html = html.replace('<details class="skipflow-ledger">', '<details class="skipflow-ledger" open>', 1)
     html = re.sub(r'(href="https://colab[^"]*/)[^"/]+\.ipynb"', r'\1not-this-chapter.ipynb"', html)
     page_file.write_text(html, encoding="utf-8")
 
@@ -509,6 +540,7 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
         "solution check": "is visible before any click",
         "console check": "console error: injected console error",
         "network check": "requested the network: https://example.invalid/remote.png",
+        "ledger check": "the ledger is not folded by default",
     }
     missed = [name for name, text in expected.items() if text not in problems]
     # The injected bad TeX is left untypeset without MathJax, and is a MathJax error with it.

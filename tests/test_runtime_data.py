@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +13,8 @@ import skipflow
 import torch
 from skipflow import data, runtime
 from sklearn.datasets import load_digits as sk_digits
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_seed_everything_makes_all_generators_repeat():
@@ -160,3 +165,40 @@ def test_glue_falls_back_to_printing(monkeypatch, capsys):
     assert "answer = 42.0" in capsys.readouterr().out
     with pytest.raises(ValueError, match="`name`"):
         skipflow.glue("not an identifier", 1)
+
+
+def test_cuda_is_made_comparable_with_the_cpu(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.are_deterministic_algorithms_enabled(),
+    )
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        runtime.make_cuda_comparable()
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before[:2]
+        torch.use_deterministic_algorithms(before[2])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: DEVICE=cuda really runs")
+def test_make_test_on_cuda_without_a_gpu_says_so():
+    """`make test DEVICE=cuda` must stop at once with a clear message, not run everything on the CPU."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "check-device", "DEVICE=cuda"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "no CUDA device" in result.stdout + result.stderr
+    ok = subprocess.run(
+        ["make", "--no-print-directory", "check-device"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and "device: cpu" in ok.stdout

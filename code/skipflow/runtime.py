@@ -78,21 +78,44 @@ def device(prefer: str | None = None) -> torch.device:
     """Pick the device to compute on: CUDA if present, else Apple's MPS, else the CPU.
 
     ``prefer`` (or the environment variable ``SKIPFLOW_DEVICE``) forces one of ``"cuda"``, ``"mps"``,
-    ``"cpu"``; asking for a device that is not available raises a ``ValueError`` saying so.
+    ``"cpu"``; asking for a device that is not available raises a ``ValueError`` saying so, rather than
+    silently computing on the CPU. On CUDA, :func:`make_cuda_comparable` runs first, so the numbers a chapter
+    measures on a GPU can be compared with the CPU's.
     """
     prefer = prefer if prefer is not None else os.environ.get("SKIPFLOW_DEVICE") or None
     if prefer is not None:
         check_choice("prefer", prefer, ["cuda", "mps", "cpu"])
         if prefer == "cuda" and not torch.cuda.is_available():
-            raise ValueError("`prefer`='cuda' but no CUDA device is available; use 'cpu' or None.")
+            raise ValueError(
+                "`prefer`='cuda' (or SKIPFLOW_DEVICE=cuda) but PyTorch sees no CUDA device: this machine "
+                "has no GPU, or torch was installed without CUDA. Unset SKIPFLOW_DEVICE (or use 'cpu') to "
+                "run on the CPU."
+            )
         if prefer == "mps" and not _mps_available():
             raise ValueError("`prefer`='mps' but MPS is not available; use 'cpu' or None.")
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if _mps_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        chosen = torch.device(prefer)
+    elif torch.cuda.is_available():
+        chosen = torch.device("cuda")
+    elif _mps_available():
+        chosen = torch.device("mps")
+    else:
+        chosen = torch.device("cpu")
+    if chosen.type == "cuda":
+        make_cuda_comparable()
+    return chosen
+
+
+def make_cuda_comparable() -> None:
+    """Make CUDA results comparable with the CPU's: no TF32, deterministic algorithms.
+
+    TF32 rounds matrix-multiply inputs to 10 mantissa bits, which would move the chapters' float32 numbers
+    far more than their tolerances allow; deterministic algorithms make a rerun give the same numbers. cuBLAS
+    needs ``CUBLAS_WORKSPACE_CONFIG`` for that, set here before its first use.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(True)
 
 
 def _mps_available() -> bool:
