@@ -99,9 +99,13 @@ build: $(STAMP)
 	$(MAKE) --no-print-directory book OFFLINE=1
 
 browser: $(STAMP)
-	SKIPFLOW_BROWSER_REQUIRE=offline $(BIN)/pytest -m browser tests/test_browser.py
+	SKIPFLOW_BROWSER_REQUIRE=offline $(BIN)/pytest -n $(JOBS) --dist load -m browser tests/test_browser.py
 
-test: check-device lint suite build browser
+# The suite (unit tests, nbval, the Colab and student runs) and the strict build share nothing, so they run
+# side by side; each one's output is printed whole when it finishes. The browser test needs the build.
+test: check-device lint
+	$(MAKE) --no-print-directory -j2 --output-sync=target suite build
+	$(MAKE) --no-print-directory browser
 	@echo "make test: all checks passed"
 
 clean:
