@@ -364,6 +364,14 @@ def check_colab_link(page, docname: str) -> list[str]:
     return []
 
 
+# An intentional error shows the message that matters, not a traceback through library internals
+# (tools/book_fixes.py shortens it in the HTML).
+MAX_TRACEBACK_LINES = 4
+TRACEBACK_LINES = """
+() => [...document.querySelectorAll('.traceback pre')]
+  .map((pre) => pre.textContent.trim().split('\\n').length)
+"""
+
 LEDGER_REPORT = """
 () => {
   const ledgers = [...document.querySelectorAll('details.skipflow-ledger')];
@@ -431,6 +439,9 @@ def page_problems(
         problems += check_colab_link(page, docname)
         if docname.startswith("chapters/"):
             problems += check_ledger(page)
+        for lines in page.evaluate(TRACEBACK_LINES):
+            if lines > MAX_TRACEBACK_LINES:
+                problems.append(f"a traceback of {lines} lines is shown (at most {MAX_TRACEBACK_LINES})")
 
         if screenshot is not None:  # the page as a reader first sees it, all of it in one image
             height = page.evaluate("() => document.documentElement.scrollHeight")
@@ -495,6 +506,11 @@ INJECTED = """
 <div class="cell_output"><script type="application/vnd.jupyter.widget-view+json">
 {"version_major": 2, "version_minor": 0, "model_id": "injected0widget"}</script></div>
 <script>console.error("injected console error");</script>
+<div class="output traceback highlight-none notranslate"><div class="highlight"><pre>Traceback
+  File "a.py", line 1
+  File "b.py", line 2
+  File "c.py", line 3
+ValueError: injected</pre></div></div>
 """
 
 
@@ -541,6 +557,7 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
         "console check": "console error: injected console error",
         "network check": "requested the network: https://example.invalid/remote.png",
         "ledger check": "the ledger is not folded by default",
+        "traceback check": "a traceback of 5 lines is shown",
     }
     missed = [name for name, text in expected.items() if text not in problems]
     # The injected bad TeX is left untypeset without MathJax, and is a MathJax error with it.

@@ -12,6 +12,11 @@ tests/test_browser.py fails on any console error from our pages, and these two c
   loads MathJax 3, so a page with a labelled widget throws "Cannot read properties of undefined (reading
   'Queue')". A small shim maps that call to MathJax 3's ``typesetPromise``.
 
+It also shortens the traceback of an intentional error (a cell tagged ``raises-exception``) to its last
+line, the message that matters, in the HTML only: a reader sees "RuntimeError: one of the variables needed
+for gradient computation has been modified by an inplace operation" instead of 40 lines through torch's
+internals with the build machine's paths. The notebook keeps the whole traceback.
+
 Enabled for every build in _config.yml (`sphinx: local_extensions: {book_fixes: tools}`); tools/offline.py
 and tools/build_chapter.sh rebase that path when they write their own config elsewhere.
 """
@@ -59,8 +64,35 @@ def dedupe_scripts(app: Any, pagename: str, templatename: str, context: dict, do
     context["script_files"] = [script for script in scripts if id(script) in keep]
 
 
+TRACEBACK_NOTE = "(traceback shortened to its last line; run the notebook to see all of it)"
+
+
+def last_line_of_traceback(text: str) -> str:
+    """The error's own line ("TypeError: ...") from a traceback's text, with a note that it was shortened."""
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return text
+    last = len(lines) - 1
+    while last > 0 and lines[last].startswith(" "):  # a message continued on indented lines
+        last -= 1
+    return "\n".join([*lines[last:], TRACEBACK_NOTE])
+
+
+def shorten_tracebacks(app: Any, doctree: Any, docname: str) -> None:
+    """Replace each error output's traceback with its last line (see the module docstring)."""
+    from docutils import nodes
+
+    for block in list(doctree.findall(nodes.literal_block)):
+        if "traceback" not in block.get("classes", []):
+            continue
+        short = last_line_of_traceback(block.astext())
+        block.children = [nodes.Text(short)]
+        block["language"] = "none"
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.add_js_file(None, body=DEFAULT_MODE_SCRIPT, priority=100)
     app.add_js_file(None, body=MATHJAX2_SHIM_SCRIPT, priority=100)
     app.connect("html-page-context", dedupe_scripts, priority=900)  # after everyone else added theirs
+    app.connect("doctree-resolved", shorten_tracebacks)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
