@@ -72,7 +72,7 @@ def test_the_ledger_is_a_folded_table_with_every_row():
     claims.check_between("first <claim>", [1.0, 2.0], low=0, why="because")
     claims.check("second", True, value="ok", condition="c", why="w", guard=True)
     page = claims.ledger_html()
-    assert page.startswith("<details class='skipflow-ledger'>") and "<details open" not in page
+    assert "<details class='skipflow-ledger'>" in page and "<details open" not in page
     assert "first &lt;claim&gt;" in page and page.count("<tr>") == 3
     assert "1 measured claims and 1 guards" in page
 

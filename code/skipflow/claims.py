@@ -176,6 +176,16 @@ def reset() -> None:
     _LEDGER.clear()
 
 
+# Scoped to the ledger; the theme's colour variables keep it readable in light and dark mode.
+LEDGER_CSS = (
+    ".skipflow-ledger summary{cursor:pointer;font-weight:600}"
+    ".skipflow-ledger-scroll{overflow-x:auto;max-width:100%}"
+    ".skipflow-ledger table{border-collapse:collapse;font-size:0.85em;width:100%}"
+    ".skipflow-ledger th,.skipflow-ledger td{border-bottom:1px solid var(--pst-color-border,#ccc);"
+    "padding:0.3em 0.5em;text-align:left;vertical-align:top}"
+)
+
+
 def ledger_html(rows: list[Claim] | None = None) -> str:
     """The ledger as a folded HTML table (a ``<details>`` element, closed by default)."""
     rows = ledger() if rows is None else rows
@@ -192,13 +202,14 @@ def ledger_html(rows: list[Claim] | None = None) -> str:
         for r in rows
     )
     return (
+        f"<style>{LEDGER_CSS}</style>"
         "<details class='skipflow-ledger'>"
-        f"<summary>How this page checks itself: {n_evidence} measured claims and {n_guard} guards, "
-        "every one checked when this page was built (click to open)</summary>"
+        f"<summary>Open the table: {n_evidence} measured claims and {n_guard} guards, each checked when this "
+        "page was built</summary>"
         "<p>Each row was written by the code that checked it. <em>Evidence</em> is a measurement that "
         "could have come out otherwise; a <em>guard</em> checks a mathematical identity, to catch bugs "
         "in the code.</p>"
-        "<div class='skipflow-ledger-scroll' style='overflow-x:auto'><table>"
+        "<div class='skipflow-ledger-scroll'><table>"
         "<thead><tr><th>claim</th><th>measured</th><th>condition checked</th><th>why this tolerance</th>"
         "<th>kind</th></tr></thead>"
         f"<tbody>{body}</tbody></table></div></details>"
