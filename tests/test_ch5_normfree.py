@@ -30,13 +30,23 @@ def test_unprotected_variance_roughly_doubles_and_fixes_bound_it() -> None:
 def test_fixup_zeroes_last_layer_and_scales_the_others() -> None:
     torch.manual_seed(0)
     net = models.residual_mlp(8, 2, 2 + 3 * 4, 8, norm=None, layers_per_block=3)
-    before = [normfree.branch_weight_layers(b)[0].weight.clone() for b in net.blocks]
+    before = [[w.weight.clone() for w in normfree.branch_weight_layers(b)] for b in net.blocks]
+    head_before = net.head.weight.clone()
     normfree.fixup_init(net)
     factor = 4 ** (-1 / (2 * 3 - 2))
-    for block, w0 in zip(net.blocks, before, strict=True):
+    for block, weights in zip(net.blocks, before, strict=True):
         layers = normfree.branch_weight_layers(block)
-        assert torch.allclose(layers[0].weight, w0 * factor)
+        for layer, w0 in zip(layers[:-1], weights[:-1], strict=True):  # every layer but the last
+            assert torch.allclose(layer.weight, w0 * factor)
         assert torch.count_nonzero(layers[-1].weight) == 0
+        assert all(torch.count_nonzero(layer.bias) == 0 for layer in layers)
+    # Fixup's rule 1: the classification layer starts at zero too.
+    assert torch.count_nonzero(net.head.weight) == 0 and torch.count_nonzero(net.head.bias) == 0
+    assert torch.count_nonzero(head_before) > 0
+    # zero_head=False keeps the head as it was.
+    torch.manual_seed(0)
+    kept = normfree.fixup_init(models.residual_mlp(8, 2, 2 + 3 * 4, 8, norm=None, layers_per_block=3), False)
+    assert torch.allclose(kept.head.weight, head_before)
 
 
 def test_rezero_alpha_is_a_learnable_zero() -> None:
@@ -59,10 +69,13 @@ def test_mean_squared_singular_value_of_identity_like_net() -> None:
     net = normfree.build("rezero", 2, in_features=4, out_features=4, width=4)
     x = torch.randn(3, 4)
     value = normfree.mean_squared_singular_value(net, x)
-    # With α = 0 the net is head∘final∘stem, and ‖J‖_F² / 4 equals the mean of σ_i².
-    j = torch.autograd.functional.jacobian(lambda v: net.eval()(v.unsqueeze(0)).squeeze(0), x[0])
-    assert value > 0 and math.isfinite(value)
-    assert j.shape == (4, 4)
+    # With α = 0 the net is head∘final∘stem; for a square Jacobian the mean of σ_i² is ‖J‖_F² / 4.
+    net.eval()
+    expected = [
+        torch.autograd.functional.jacobian(lambda v: net(v.unsqueeze(0)).squeeze(0), row).pow(2).sum() / 4
+        for row in x
+    ]
+    assert math.isclose(value, float(torch.stack(expected).mean()), rel_tol=1e-5)
 
 
 def test_stochastic_depth_rule_and_wrapper() -> None:

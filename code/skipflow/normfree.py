@@ -7,8 +7,8 @@ Each fix here shrinks the branch at initialization:
 - ``"sqrt_depth"``: multiply every branch by 1/√L, so the variance grows like (1 + 1/L)^L ≤ e;
 - ``"rezero"``: a learnable scalar α per branch, initialized to 0 (ReZero, Bachlechner et al. 2021;
   SkipInit, De & Smith 2020), so each block starts as the identity;
-- ``"fixup"``: Fixup-style init (Zhang et al. 2019): zero the last layer of each branch and scale the other
-  branch layers by L^(-1/(2m-2)) for m layers per branch;
+- ``"fixup"``: Fixup-style init (Zhang et al. 2019): zero the classifier and the last layer of each branch,
+  and scale the other branch layers by L^(-1/(2m-2)) for m layers per branch;
 - ``"batchnorm"``: the normalized baseline.
 
 :func:`build` makes a residual MLP with any of them (``"none"`` is the unprotected stack).
@@ -53,13 +53,16 @@ def scale_branches(net: nn.Module, scale: float) -> nn.Module:
 
 
 @torch.no_grad()
-def fixup_init(net: nn.Module) -> nn.Module:
-    """Fixup-style initialization in place: zero each branch's last layer, rescale the others.
+def fixup_init(net: nn.Module, zero_head: bool = True) -> nn.Module:
+    """Fixup-style init in place: zero the classifier and each branch's last layer, rescale the rest.
 
-    With L blocks of m weight layers each, the layers before the last are multiplied by L^(-1/(2m-2))
-    (Zhang et al. 2019, Section 3); the last layer starts at zero so each block starts as the identity.
-    Biases in the branch are zeroed. (Full Fixup also adds scalar biases and a multiplier; this keeps only
-    the initialization, the part that controls the variance.)
+    Zhang et al. (2019, Section 3) give three rules, of which this keeps the first two: (1) initialize the
+    classification layer and the last layer of each residual branch to 0 (``zero_head=False`` keeps the
+    head's default init); (2) multiply the other weight layers of each of the L branches, with m weight
+    layers each, by L^(-1/(2m-2)). Biases in the branch are zeroed. With the last branch layer at zero every
+    block starts as the identity, so the rescaling does not act on the variance at initialization: it
+    bounds how much one SGD step can change the output (Fixup's argument). Full Fixup's rule 3 (scalar
+    biases before each layer and a scalar multiplier per branch) is left out.
     """
     blocks = _residual_blocks(net)
     n_blocks = len(blocks)
@@ -75,6 +78,11 @@ def fixup_init(net: nn.Module) -> nn.Module:
         for layer in layers:
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+    head = getattr(net, "head", None)
+    if zero_head and isinstance(head, nn.Linear | nn.Conv2d):
+        nn.init.zeros_(head.weight)
+        if head.bias is not None:
+            nn.init.zeros_(head.bias)
     return net
 
 

@@ -17,41 +17,84 @@ __all__ = ["fixup_scale", "rezero_block", "saved_bytes_of_block", "stochastic_de
 
 @exercise("A ReZero block")
 def rezero_block(cls: Callable[[int], nn.Module]) -> None:
-    """Check ``cls(width)`` builds a block h + α·F(h) with a learnable scalar α that starts at 0."""
+    """Check ``cls(width)`` builds h + α·F(h), F = Linear → ReLU → Linear, with a learnable scalar α = 0.
+
+    Two widths are tried (an answer that hard-codes one width fails the other). With α set to 1, the
+    difference out − h must equal lin2(relu(lin1(h))) computed from the block's own two Linear layers, which
+    rejects a missing branch (h + α·h), a branch without its ReLU, a single-Linear branch and a highway gate
+    (1 − α)·h + α·F(h).
+    """
+    for width in (8, 5):
+        _check_rezero(cls, width)
+
+
+def _check_rezero(cls: Callable[[int], nn.Module], width: int) -> None:
     runtime.manual_seed(0)
-    block = call(cls, 8)
+    block = call(cls, width)
     require(
-        isinstance(block, nn.Module), f"`ReZeroBlock(8)` should be an nn.Module, got {type(block).__name__}."
+        isinstance(block, nn.Module),
+        f"`ReZeroBlock({width})` should be an nn.Module, got {type(block).__name__}.",
     )
-    h = torch.randn(5, 8)
-    out = _as_out(call(block, h), (5, 8))
+    h = torch.randn(5, width)
+    out = _as_out(call(block, h), (5, width))
     require(
         torch.allclose(out, h, atol=1e-6),
-        "at initialization the block should be the identity (α = 0, so h + α·F(h) = h).",
+        f"at initialization the block should be the identity (α = 0, so h + α·F(h) = h); for width {width} "
+        "it is not.",
     )
     scalars = [p for p in block.parameters() if p.numel() == 1]
     require(
         scalars,
-        "α must be a learnable scalar: an nn.Parameter with one element (a plain tensor or a buffer is "
-        "not trained).",
+        "α must be a learnable scalar: an nn.Parameter with one element (a plain tensor, a buffer or a "
+        "per-feature vector is not what the exercise asks).",
     )
     require(
         any(float(p.detach()) == 0.0 for p in scalars), "the learnable scalar α must be initialized to 0."
     )
     h.requires_grad_(True)
-    _as_out(call(block, h), (5, 8)).pow(2).sum().backward()
+    _as_out(call(block, h), (5, width)).pow(2).sum().backward()
     require(
         any(p.grad is not None and float(p.grad.abs()) > 0 for p in scalars),
         "α gets no gradient: use it in the forward pass as h + α * F(h).",
     )
+    h = h.detach()
     with torch.no_grad():
         for p in scalars:
             p.fill_(1.0)
-    out1 = _as_out(call(block, h.detach()), (5, 8))
-    require(
-        not torch.allclose(out1, h.detach(), atol=1e-6),
-        "with α = 1 the block should add its branch F(h); it still returns h. Is F applied?",
-    )
+        out1 = _as_out(call(block, h), (5, width))
+        require(
+            not torch.allclose(out1, h, atol=1e-6),
+            "with α = 1 the block should add its branch F(h); it still returns h. Is F applied?",
+        )
+        require(
+            not torch.allclose(out1, 2 * h, atol=1e-5),
+            "with α = 1 the block returns 2h: it computes h + α·h, with no branch. Apply F to h: h + α·F(h).",
+        )
+        linears = [m for m in block.modules() if isinstance(m, nn.Linear)]
+        require(
+            len(linears) == 2,
+            f"F should be Linear → ReLU → Linear: the block has {len(linears)} nn.Linear layer(s), not 2.",
+        )
+        lin1, lin2 = linears
+        require(
+            (lin1.in_features, lin1.out_features, lin2.in_features, lin2.out_features)
+            == (width, width, width, width),
+            f"both Linear layers should map width → width ({width} → {width}).",
+        )
+        branch = out1 - h
+        expected = lin2(torch.relu(lin1(h)))
+        if torch.allclose(out1, expected, atol=1e-5):
+            raise Incorrect(
+                "with α = 1 the block returns F(h) alone: this is a highway-style gate (1 − α)·h + α·F(h). "
+                "The shortcut must stay h at every α: h + α·F(h)."
+            )
+        if torch.allclose(branch, lin2(lin1(h)), atol=1e-5):
+            raise Incorrect("the branch has no ReLU: F must be Linear → ReLU → Linear.")
+        require(
+            torch.allclose(branch, expected, atol=1e-5),
+            "with α = 1 the block should return h + F(h) with F = Linear → ReLU → Linear, the two Linear "
+            "layers applied in the order they were created; it returns something else.",
+        )
 
 
 def _as_out(value: object, shape: tuple[int, ...]) -> torch.Tensor:
@@ -62,63 +105,79 @@ def _as_out(value: object, shape: tuple[int, ...]) -> torch.Tensor:
 
 @exercise("Stochastic depth with test-time scaling")
 def stochastic_depth_step(fn: Callable[..., torch.Tensor]) -> None:
-    """Check ``fn(h, branch, survival, training)`` against Huang et al.'s rule."""
+    """Check ``fn(h, branch, survival, training)`` against Huang et al.'s rule, for two survival rates.
+
+    Two rates (0.7 and 0.3) are tried, so an answer that hard-codes one of them fails; neither is 0.5, so an
+    answer that keeps the branch with probability 1 − p instead of p fails too.
+    """
+    runtime.manual_seed(0)
     h = torch.randn(4, 6)
 
     def branch(v: torch.Tensor) -> torch.Tensor:
         return 2.0 * v + 1.0
 
     full = h + branch(h)
-    test = call(fn, h, branch, 0.7, False)
-    require(isinstance(test, torch.Tensor), f"return a tensor, got {type(test).__name__}.")
-    if torch.allclose(test, full):
-        raise Incorrect(
-            "at test time scale the branch by the survival probability: h + p·F(h), not h + F(h)."
-        )
-    if torch.allclose(test, h + branch(h) / 0.7):
-        raise Incorrect("at test time multiply by p (Huang et al.), do not divide by it.")
-    require(torch.allclose(test, h + 0.7 * branch(h), atol=1e-6), "at test time return h + p·F(h).")
-    runtime.manual_seed(0)
-    kept = 0
-    trials = 400
-    for _ in range(trials):
-        out = call(fn, h, branch, 0.7, True)
-        require(isinstance(out, torch.Tensor), f"return a tensor, got {type(out).__name__}.")
-        if torch.allclose(out, full, atol=1e-6):
-            kept += 1
-        elif torch.allclose(out, h + branch(h) / 0.7, atol=1e-6):
-            raise Incorrect("in training return h + F(h) when the branch survives (no 1/p rescaling here).")
-        else:
-            require(
-                torch.allclose(out, h, atol=1e-6),
-                "in training the output must be h (branch dropped) or h + F(h) (branch kept); got neither. "
-                "Drop the whole branch for the whole batch, not single entries.",
+    for p in (0.7, 0.3):
+        test = _as_out(call(fn, h, branch, p, False), tuple(h.shape))
+        if torch.allclose(test, full):
+            raise Incorrect(
+                "at test time scale the branch by the survival probability: h + p·F(h), not h + F(h)."
             )
-    share = kept / trials
-    # 400 Bernoulli(0.7) draws: the standard deviation of the share is 0.023, so ±0.1 is > 4 sigma.
-    require(
-        abs(share - 0.7) < 0.1,
-        f"with survival 0.7 the branch should be kept ~70% of the time; got {share:.0%}.",
-    )
+        if torch.allclose(test, h + branch(h) / p):
+            raise Incorrect("at test time multiply by p (Huang et al.), do not divide by it.")
+        require(
+            torch.allclose(test, h + p * branch(h), atol=1e-6),
+            f"at test time return h + p·F(h) (with survival p = {p}); your answer does not use p = {p}.",
+        )
+        kept = 0
+        trials = 400
+        for _ in range(trials):
+            out = _as_out(call(fn, h, branch, p, True), tuple(h.shape))
+            if torch.allclose(out, full, atol=1e-6):
+                kept += 1
+            elif torch.allclose(out, h + branch(h) / p, atol=1e-6):
+                raise Incorrect(
+                    "in training return h + F(h) when the branch survives (no 1/p rescaling here)."
+                )
+            else:
+                require(
+                    torch.allclose(out, h, atol=1e-6),
+                    "in training the output must be h (branch dropped) or h + F(h) (branch kept); got "
+                    "neither. Drop the whole branch for the whole batch (one draw per call), not single "
+                    "entries or single rows.",
+                )
+        share = kept / trials
+        # 400 Bernoulli(p) draws: the standard deviation of the share is at most 0.025, so ±0.1 is > 4 sigma.
+        require(
+            abs(share - p) < 0.1,
+            f"with survival {p} the branch should be kept ~{p:.0%} of the time; got {share:.0%}.",
+        )
 
 
 @exercise("Bytes saved for backward")
 def saved_bytes_of_block(fn: Callable[[int, int], int]) -> None:
     """Check ``fn(batch, width)``: bytes saved for backward by a Linear-ReLU-Linear residual block."""
-    for batch, width in [(32, 16), (7, 50), (128, 64)]:
-        got = as_float(call(fn, batch, width), f"for batch={batch}, width={width}, your count")
-        expected = _block_saved_bytes(batch, width)
-        unit = batch * width * 4
-        hint = ""
-        if math.isclose(got, 3 * unit):
-            hint = " One tensor is saved twice (ReLU's output is the next Linear's input): count it once."
-        elif math.isclose(got, expected / 4):
-            hint = " float32 takes 4 bytes per number."
-        elif math.isclose(got, 2 * unit + 2 * width * width * 4):
-            hint = " Leave the weights out: they are in memory anyway."
-        require(
-            math.isclose(got, expected),
-            f"for batch={batch}, width={width} autograd saves {expected} bytes, you said {got:g}.{hint}",
+    cases = [(32, 16), (7, 50), (128, 64)]
+    got = {(b, w): as_float(call(fn, b, w), f"for batch={b}, width={w}, your count") for b, w in cases}
+    expected = {(b, w): _block_saved_bytes(b, w) for b, w in cases}
+    # Diagnose a wrong answer by the mistake that explains every case at once (one case can fit several).
+    mistakes = [
+        (
+            lambda b, w: 3 * b * w * 4,
+            "One tensor is saved twice (ReLU's output is the next Linear's input): count it once.",
+        ),
+        (lambda b, w: b * w * 4, "The ReLU's output, which the second Linear also reads, is saved too."),
+        (lambda b, w: 2 * b * w, "float32 takes 4 bytes per number."),
+        (lambda b, w: 2 * b * w * 4 + 2 * w * w * 4, "Leave the weights out: they are in memory anyway."),
+    ]
+    for b, w in cases:
+        if math.isclose(got[b, w], expected[b, w]):
+            continue
+        hint = next(
+            (" " + text for rule, text in mistakes if all(math.isclose(got[c], rule(*c)) for c in cases)), ""
+        )
+        raise Incorrect(
+            f"for batch={b}, width={w} autograd saves {expected[b, w]} bytes, you said {got[b, w]:g}.{hint}"
         )
 
 
