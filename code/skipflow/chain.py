@@ -16,8 +16,17 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-__all__ = ["ChainGradient", "chain_modules", "chain_rule_gradient", "jacobian_product", "layer_jacobians"]
+__all__ = [
+    "ChainGradient",
+    "SignalPasses",
+    "chain_modules",
+    "chain_rule_gradient",
+    "jacobian_product",
+    "layer_jacobians",
+    "signal_passes",
+]
 
 
 def chain_modules(net: nn.Module) -> list[nn.Module]:
@@ -116,3 +125,46 @@ def jacobian_product(jacobians: list[torch.Tensor]) -> torch.Tensor:
     for jac in jacobians[1:]:
         product = jac @ product
     return product
+
+
+@dataclass(frozen=True)
+class SignalPasses:
+    """The size of the forward and the backward signal at every Linear layer of a network, first first.
+
+    - ``forward``: the standard deviation of the pre-activations a_l = W_l h_{l−1} + b_l (over the batch and
+      the features), one entry per Linear layer.
+    - ``backward``: the root-mean-square over the batch of ‖∂𝓛/∂a_l‖, the error signal that reaches the
+      same pre-activations, one entry per Linear layer (𝓛 summed, not averaged, over the batch).
+    """
+
+    forward: torch.Tensor
+    backward: torch.Tensor
+
+
+def signal_passes(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> SignalPasses:
+    """Measure :class:`SignalPasses` in one forward and backward pass of the cross-entropy loss on ``(x, y)``.
+
+    Summing the loss over the batch makes each example's error signal independent of the batch size.
+    """
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"`net` must be a torch.nn.Module, got {type(net).__name__}.")
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError("`x` must be a 2-D batch of inputs, shape (batch, features).")
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("`net` has no nn.Linear layer to measure.")
+    outputs: dict[nn.Module, torch.Tensor] = {}
+
+    def record(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        output.retain_grad()
+        outputs[module] = output
+
+    handles = [m.register_forward_hook(record) for m in linears]
+    try:
+        F.cross_entropy(net(x), y, reduction="sum").backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    forward = torch.stack([outputs[m].detach().std() for m in linears])
+    backward = torch.stack([outputs[m].grad.pow(2).sum(dim=1).mean().sqrt() for m in linears])
+    return SignalPasses(forward, backward)

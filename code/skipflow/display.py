@@ -34,6 +34,24 @@ def glue(name: str, value: object, display: bool = False) -> object:
     return value
 
 
+def glue_figure(name: str, fig: object) -> object:
+    """Glue a matplotlib figure for a numbered ``{glue:figure}`` directive and return it unchanged.
+
+    In the book build the figure is stored without being displayed a second time; tag the cell
+    ``remove-output`` so the page shows it only in the numbered, captioned figure. In a live notebook the
+    figure still appears under the cell as usual (it is not closed), and without myst-nb (Colab) nothing is
+    glued or printed.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"`name` must be a simple identifier such as 'fig_flow', got {name!r}.")
+    try:
+        from myst_nb import glue as _myst_glue
+    except ImportError:
+        return fig
+    _myst_glue(name, fig, display=False)
+    return fig
+
+
 def setup_notebook() -> None:
     """Prepare a chapter: one CPU thread, inline figures, the course's style, an empty ledger; describe it.
 
