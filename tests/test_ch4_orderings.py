@@ -44,6 +44,22 @@ def test_clean_orderings_are_exactly_identity_plus_branch(ordering):
         assert defect.norm() > 1e-3
 
 
+def test_bn_after_addition_differs_from_the_original_in_training_mode():
+    # What follows the addition: ReLU in (a), BN → ReLU in (b). In eval mode at init the BN is the identity,
+    # so both pass gradients back alike; in training mode the batch statistics make them differ.
+    x, u = torch.randn(64, 8), torch.randn(64, 8)
+    grads = {}
+    for ordering in ("original", "bn_after_add"):
+        torch.manual_seed(0)
+        block = orderings.OrderedBlock(8, ordering)
+        for mode in ("eval", "train"):
+            h = x.clone().requires_grad_(True)
+            getattr(block, mode)()
+            (grads[ordering, mode],) = torch.autograd.grad(block.after(h), h, u)
+    assert torch.allclose(grads["original", "eval"], grads["bn_after_add", "eval"])
+    assert not torch.allclose(grads["original", "train"], grads["bn_after_add", "train"], atol=1e-3)
+
+
 def test_clean_identity_path_set():
     clean = {o for o in orderings.ORDERINGS if orderings.has_clean_identity_path(o)}
     assert clean == {"relu_before_add", "relu_only_preact", "full_preact"}
@@ -182,3 +198,51 @@ def test_draw_orderings_draws_every_label():
     plt.close("all")
     with pytest.raises(ValueError, match="orderings"):
         orderings.draw_orderings(["preact"])
+
+
+@pytest.mark.parametrize("ordering", orderings.ORDERINGS)
+def test_norm_none_means_no_normalization_anywhere(ordering):
+    net = orderings.ordered_net(64, 10, 3, 8, ordering, norm=None)
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+    assert not [m for m in net.modules() if isinstance(m, norms)]
+    # and so its output no longer depends on the rest of the batch, even in training mode
+    x = torch.randn(6, 64)
+    assert torch.allclose(net.train()(x)[:2], net(x[:2]), atol=1e-6)
+
+
+def test_norm_none_keeps_the_final_relu_of_pre_activation_and_rejects_final_norm():
+    assert [type(m) for m in orderings.ordered_net(64, 10, 2, 8, "full_preact", norm=None).final] == [nn.ReLU]
+    with pytest.raises(ValueError, match="final_norm"):
+        orderings.ordered_net(64, 10, 2, 8, "original", norm=None, final_norm=True)
+    layer = orderings.ordered_net(64, 10, 2, 8, "full_preact", norm="layer")
+    assert [type(m) for m in layer.final] == [nn.LayerNorm, nn.ReLU]
+
+
+def test_scaled_shortcut_without_normalization_tracks_lambda_to_the_L():
+    # With the branches off and no normalization anywhere, only the λ-scaled shortcut carries the gradient.
+    x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
+    grads = []
+    for n in (1, 11):
+        torch.manual_seed(0)
+        net = orderings.ordered_net(
+            64, 10, n, 8, norm=None, shortcut="scaling", shortcut_scale=0.5, branch_scale=0.0
+        )
+        grads.append(orderings.input_grad_norm(net, x, y))
+    assert grads[1] / grads[0] == pytest.approx(0.5**10, rel=0.3)
+
+
+def test_stream_and_branch_rms_matches_the_forward_pass():
+    torch.manual_seed(0)
+    net = orderings.ordered_net(64, 10, 4, 8, "full_preact").train()
+    x = torch.randn(32, 64)
+    stream, branch = orderings.stream_and_branch_rms(net, x)
+    assert stream.shape == (5,) and branch.shape == (4,)
+    with torch.no_grad():
+        h = [net.stem(x)]
+        for block in net.blocks:
+            h.append(block(h[-1]))
+        f1 = net.blocks[0].branch(h[0])
+    assert torch.allclose(stream, torch.stack([v.pow(2).mean().sqrt() for v in h]), rtol=1e-5)
+    assert branch[0] == pytest.approx(float(f1.pow(2).mean().sqrt()), rel=1e-5)
+    with pytest.raises(TypeError, match="model"):
+        orderings.stream_and_branch_rms(nn.Linear(2, 2), x)

@@ -1,7 +1,8 @@
 """A per-layer ‖∂𝓛/∂W‖ / ‖W‖ monitor to watch during training.
 
-The ratio of a layer's gradient norm to its weight norm is, up to the learning rate, the relative change
-one SGD step makes to that layer. It is the cheapest health check there is:
+The ratio of a layer's gradient norm to its weight norm, times the learning rate, is the relative change
+one plain SGD step makes to that layer (with momentum, a step is a running sum of past gradients, so the ratio
+measures the push of the current gradient rather than the step). It is the cheapest health check there is:
 
 - a ratio many orders of magnitude below the others means the layer barely learns (vanishing gradients,
   a dead plain network);

@@ -16,6 +16,7 @@ a constant, or a gate) and ``after`` what follows the addition. :func:`ordered_n
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -196,11 +197,16 @@ def ordered_net(
     - The stem is ``weight → BN → ReLU`` for the orderings whose blocks expect a normalized, activated
       input (``"original"``, ``"bn_after_add"``, ``"relu_before_add"``) and a bare weight layer for the
       pre-activation ones, whose blocks start with their own BN/ReLU.
+      He et al. (2016b, appendix) differ here: they apply the first unit's activation right after conv1,
+      *before* the split, so that the first unit's shortcut carries an activated signal too. This net
+      keeps the first block's BN/ReLU on its branch only.
     - ``final`` sits before the head. For ``"full_preact"`` it is BN → ReLU and for
       ``"relu_only_preact"`` it is ReLU: the last block of a pre-activation net ends with a bare addition,
-      so the head would otherwise see an un-normalized, un-activated sum (the paper adds this "extra
-      activation"). ``final_norm=True`` puts a BN there for any ordering (the control experiment of
-      chapter 4); ``final_norm=False`` removes it.
+      and the paper adds "an extra activation right after its element-wise addition".
+      ``final_norm=True`` puts a BN there for any ordering (the control experiment of chapter 4);
+      ``final_norm=False`` removes it.
+    - ``norm=None`` means no normalization anywhere: not in the blocks, the stem or ``final`` (the default
+      ``final_norm`` is then False, and ``final_norm=True`` is an error).
     - For ``kind="conv"`` the input is ``(N, in_features, H, W)`` images (``in_features`` channels) and the
       head is global average pooling → Linear.
 
@@ -214,6 +220,11 @@ def ordered_net(
     check_choice("kind", kind, KINDS)
     if final_norm is not None and not isinstance(final_norm, bool):
         raise TypeError(f"`final_norm` must be True, False or None (the default), got {final_norm!r}.")
+    if final_norm and norm is None:
+        raise ValueError(
+            "`final_norm=True` needs a normalization, but `norm=None` means no normalization anywhere; "
+            "pass norm='batch' (or 'layer'), or leave final_norm unset."
+        )
     allowed = {"shortcut_scale", "branch_scale", "gate_bias", "drop_p"}
     unknown = set(block_options) - allowed
     if unknown:
@@ -233,10 +244,10 @@ def ordered_net(
         for _ in range(n_blocks)
     ]
     if final_norm is None:
-        final_norm = ordering == "full_preact"
+        final_norm = ordering == "full_preact" and norm is not None
     final_parts: list[nn.Module] = []
     if final_norm:
-        final_parts.append(make_norm(norm if norm is not None else "batch", width, kind))
+        final_parts.append(make_norm(norm, width, kind))
     if pre or final_norm:
         final_parts.append(make_activation(activation))
     final = nn.Sequential(*final_parts) if final_parts else nn.Identity()
@@ -397,3 +408,34 @@ def train_seeds(
 
 
 __all__ += ["train_seeds"]
+
+
+def stream_and_branch_rms(model: Net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """RMS of the residual stream h_0 … h_L and of each block's update h_l − h_{l−1}, l = 1 … L.
+
+    One forward pass of ``x`` in the model's current mode (in training mode, BatchNorm uses the batch's
+    statistics, as it does during training). For a block with nothing after its addition and an identity
+    shortcut, ``h_l − h_{l−1}`` is the branch output ``F_l(h_{l−1})``, so ``branch[l-1] / stream[l-1]`` is
+    the branch's size relative to the stream it is added to.
+    """
+    if not isinstance(model, Net):
+        raise TypeError(
+            f"`model` must be a skipflow Net (e.g. from ordered_net), got {type(model).__name__}."
+        )
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"`x` must be a tensor, got {type(x).__name__}.")
+    outs: list[torch.Tensor] = []
+    handles = [model.stem.register_forward_hook(lambda _m, _i, o: outs.append(o.detach()))]
+    handles += [b.register_forward_hook(lambda _m, _i, o: outs.append(o.detach())) for b in model.blocks]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    stream = torch.stack([h.pow(2).mean().sqrt() for h in outs])
+    branch = torch.stack([(b - a).pow(2).mean().sqrt() for a, b in itertools.pairwise(outs)])
+    return stream, branch
+
+
+__all__ += ["stream_and_branch_rms"]

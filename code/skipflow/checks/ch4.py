@@ -7,7 +7,16 @@ from collections.abc import Callable, Iterable
 import torch
 
 from skipflow import runtime
-from skipflow.checks._core import Incorrect, as_float, as_tensor, call, exercise, is_placeholder, require
+from skipflow.checks._core import (
+    Incorrect,
+    StudentError,
+    as_float,
+    as_tensor,
+    call,
+    exercise,
+    is_placeholder,
+    require,
+)
 from skipflow.orderings import ORDERINGS, BlockParts, has_clean_identity_path
 
 __all__ = ["clean_identity_orderings", "full_preact_refactor", "shortcut_attenuation"]
@@ -36,6 +45,9 @@ def _variants(x: torch.Tensor, p: BlockParts) -> dict[str, torch.Tensor]:
         "post": relu(x + p.bn2(p.lin2(relu(p.bn1(p.lin1(x)))))),
         "relu_only": x + p.bn2(p.lin2(relu(p.bn1(p.lin1(relu(x)))))),
         "bn_swapped": x + p.lin2(relu(p.bn1(p.lin1(relu(p.bn2(x)))))),
+        "no_relu": x + p.lin2(p.bn2(p.lin1(p.bn1(x)))),
+        "no_first_preact": x + p.lin2(relu(p.bn2(p.lin1(x)))),
+        "no_second_preact": x + p.lin2(p.lin1(relu(p.bn1(x)))),
     }
 
 
@@ -48,6 +60,12 @@ _HINTS = {
     "pre-activation puts BN → ReLU before each weight layer.",
     "bn_swapped": "Close: the order is right but `bn1` and `bn2` are swapped. `bn1` normalizes the block "
     "input, `bn2` the output of `lin1`.",
+    "no_relu": "Your branch has no ReLU: BN → ReLU → weight, twice. Without the nonlinearity the branch is "
+    "a linear map.",
+    "no_first_preact": "`lin1` sees the raw input: the first BN → ReLU (`bn1`, then ReLU) is missing "
+    "before it.",
+    "no_second_preact": "`lin2` sees the raw output of `lin1`: the second BN → ReLU (`bn2`, then ReLU) is "
+    "missing before it.",
 }
 
 
@@ -92,7 +110,7 @@ def shortcut_attenuation(fn: Callable[[float, int], float]) -> None:
         hint = ""
         if depth > 0 and abs(got - lam * depth) < 1e-9:
             hint = " The factors multiply, one per block: it is a power, not a product λ·L."
-        elif depth > 0 and abs(got - lam ** (depth - 1)) < 1e-12 + 1e-6 * lam ** (depth - 1):
+        elif depth > 0 and any(abs(got - lam**k) < 1e-12 + 1e-6 * lam**k for k in (depth - 1, depth + 1)):
             hint = " Count again: each of the L blocks scales the shortcut once, so there are L factors."
         elif abs(got - (1 - lam) ** depth) < 1e-12 + 1e-6 * (1 - lam) ** depth:
             hint = " The shortcut is scaled by λ, not by 1 − λ."
@@ -123,7 +141,17 @@ def clean_identity_orderings(answer: Iterable[str]) -> None:
         raise Incorrect(
             "answer with a set of ordering names, e.g. {'full_preact'}; a plain string is not a set."
         )
-    chosen = set(answer)
+    try:
+        items = list(answer)
+    except Exception as exc:  # the reader's iterable may raise anything while it is iterated
+        raise StudentError(exc) from exc
+    strange = [item for item in items if not isinstance(item, str)]
+    if strange:
+        raise Incorrect(
+            "each element should be an ordering name (a string) such as 'full_preact'; got "
+            f"{strange[0]!r} ({type(strange[0]).__name__})."
+        )
+    chosen = set(items)
     unknown = chosen - set(ORDERINGS)
     require(not unknown, f"unknown name(s) {sorted(unknown)}; use names from {list(ORDERINGS)}.")
     expected = {o for o in ORDERINGS if has_clean_identity_path(o)}
