@@ -399,6 +399,123 @@ def check_ledger(page) -> list[str]:
     return problems
 
 
+EXPLORER = ".skipflow-explorer"
+EXPLORER_TIMEOUT_MS = 30_000  # Vega loads and compiles the spec within seconds
+EXPLORERS_SETTLED = f"""() => [...document.querySelectorAll('{EXPLORER}')]
+  .every((el) => el.dataset.state !== 'loading')"""
+EXPLORER_STATES = f"""() => [...document.querySelectorAll('{EXPLORER}')]
+  .map((el) => ({{id: el.id, name: el.dataset.explorer, state: el.dataset.state}}))"""
+# What the figure draws: every dataset the view derives from its source for the current setting (after the
+# filter on the controls), not the title, which names the setting and would change even if the data did not.
+_SIGNATURE = """(id) => {
+  const view = document.getElementById(id).skipflowView;
+  if (!view) return "";
+  const out = [];
+  for (let i = 0; i < 20; i++) {  // Vega-Lite names the datasets it derives data_0, data_1, ...
+    let rows;
+    try { rows = view.data(`data_${i}`); } catch (e) { continue; }
+    out.push(rows.map((row) => Object.keys(row).sort()
+      .filter((k) => typeof row[k] !== "object").map((k) => `${k}=${row[k]}`).join(",")).join(";"));
+  }
+  return out.join(" | ");
+}"""
+
+EXPLORER_SIGNATURE = _SIGNATURE
+EXPLORER_CHANGED = f"""([id, before]) => ({_SIGNATURE})(id) !== before"""
+# Whether each control is inside the viewport and legible, and the figure fits the page's width.
+EXPLORER_LAYOUT = """(id) => {
+  const root = document.getElementById(id);
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  for (const el of root.querySelectorAll('.vega-bind, canvas, svg')) {
+    const box = el.getBoundingClientRect();
+    const what = el.matches('.vega-bind') ? `control "${el.textContent.trim().slice(0, 30)}"` : 'the figure';
+    if (box.left < -1 || box.right > width + 1) {
+      const span = `${box.left.toFixed(0)}..${box.right.toFixed(0)}`;
+      out.push(`${what} overflows the ${width}px-wide page (${span})`);
+    }
+  }
+  for (const el of root.querySelectorAll('.vega-bind-name, .vega-bind select, .vega-bind-radio label')) {
+    const size = parseFloat(getComputedStyle(el).fontSize);
+    if (size < 12) out.push(`control text "${el.textContent.trim().slice(0, 20)}" is ${size}px (< 12px)`);
+  }
+  for (const el of root.querySelectorAll('.vega-bind select, .vega-bind input')) {
+    const box = el.getBoundingClientRect();
+    if (box.height < 12 || box.width < 12) {
+      out.push(`a control input is ${box.width.toFixed(0)}x${box.height.toFixed(0)}px: too small to use`);
+    }
+  }
+  return out;
+}"""
+
+
+def _explorer_moves(page, root: str) -> list[tuple[str, object]]:
+    """Every move a reader can make on one explorer: (locator of the input, value or "click")."""
+    moves: list[tuple[str, object]] = []
+    selects = page.locator(f"{root} .vega-bind select")
+    for i in range(selects.count()):
+        select = selects.nth(i)
+        current = select.input_value()
+        values = select.locator("option").evaluate_all("(os) => os.map((o) => o.value)")
+        moves += [(select, value) for value in values if value != current]
+        moves.append((select, current))  # back to the default
+    groups = page.locator(f"{root} .vega-bind-radio")
+    for i in range(groups.count()):
+        radios = groups.nth(i).locator("input[type=radio]")
+        checked = [j for j in range(radios.count()) if radios.nth(j).is_checked()]
+        moves += [(radios.nth(j), "click") for j in range(radios.count()) if j not in checked]
+        moves += [(radios.nth(j), "click") for j in checked]  # back to the default
+    ranges = page.locator(f"{root} .vega-bind input[type=range]")
+    for i in range(ranges.count()):
+        slider = ranges.nth(i)
+        current = slider.input_value()
+        low, high = slider.get_attribute("min"), slider.get_attribute("max")
+        moves += [(slider, value) for value in (low, high) if value is not None and value != current]
+        moves.append((slider, current))
+    return moves
+
+
+def check_explorers(page, timeout_ms: int = EXPLORER_TIMEOUT_MS) -> list[str]:
+    """Every explorer (skipflow.explorers) renders, fits the page, and each move of a control redraws it.
+
+    Each select option, radio button and slider end is tried in turn, then the control is set back to its
+    default; after every move the data the figure draws (the view's derived datasets) must differ.
+    """
+    if not page.locator(EXPLORER).count():
+        return []
+    with contextlib.suppress(Exception):  # an explorer still loading is reported just below
+        page.wait_for_function(EXPLORERS_SETTLED, timeout=timeout_ms)
+    problems = []
+    for explorer in page.evaluate(EXPLORER_STATES):
+        name, root = explorer["name"], f"#{explorer['id']}"
+        if explorer["state"] != "ready":
+            problems.append(f"explorer {name} did not render (state {explorer['state']!r})")
+            continue
+        problems += [f"explorer {name}: {text}" for text in page.evaluate(EXPLORER_LAYOUT, explorer["id"])]
+        moves = _explorer_moves(page, root)
+        if not moves:
+            problems.append(f"explorer {name} has no control")
+        for control, value in moves:
+            before = page.evaluate(EXPLORER_SIGNATURE, explorer["id"])
+            if not before:
+                problems.append(f"explorer {name} shows no data")
+                break
+            if value == "click":
+                control.check()
+                what = control.evaluate("(el) => el.name + '=' + el.value")
+            elif control.evaluate("(el) => el.tagName") == "SELECT":
+                control.select_option(str(value))
+                what = f"{control.evaluate('(el) => el.name || el.id')}={value}"
+            else:
+                control.fill(str(value))
+                what = f"slider={value}"
+            try:
+                page.wait_for_function(EXPLORER_CHANGED, arg=[explorer["id"], before], timeout=5_000)
+            except Exception:
+                problems.append(f"explorer {name}: setting {what} leaves the figure unchanged")
+    return problems
+
+
 def page_problems(
     context,
     base_url: str,
@@ -439,6 +556,7 @@ def page_problems(
         problems += check_colab_link(page, docname)
         if docname.startswith("chapters/"):
             problems += check_ledger(page)
+        problems += check_explorers(page)
         for lines in page.evaluate(TRACEBACK_LINES):
             if lines > MAX_TRACEBACK_LINES:
                 problems.append(f"a traceback of {lines} lines is shown (at most {MAX_TRACEBACK_LINES})")
@@ -569,3 +687,112 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
 
 def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+SCRATCH_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>explorers</title>
+<script src="_vendor/explorers-setup.js"></script>
+{requirejs}
+</head><body><main style="max-width: 690px; margin: 0 auto; padding: 0 12px; font-family: sans-serif">
+{body}
+</main></body></html>
+"""
+
+
+def _scratch_explorers() -> str:
+    """The three explorers of skipflow.explorers on small grids (two values per control where the
+    chapters have more); the gradient and ordering runs are fake, so this takes a second."""
+    torch = pytest.importorskip("torch")
+    from skipflow import explorers
+    from skipflow.models import INITS
+    from skipflow.orderings import ORDERINGS
+    from skipflow.widgets.gradient_flow import FLOW_ACTIVATIONS
+
+    gen = torch.Generator().manual_seed(0)  # fake data for a rendering test: not a claim of the book
+    flows = {
+        (depth, act, init, norm, res): torch.rand(1, depth, generator=gen) + 1e-3
+        for depth in (10, 20)
+        for act in FLOW_ACTIVATIONS
+        for init in INITS
+        for norm in (None, "batch")
+        for res in (False, True)
+    }
+    orders = {(o, n): torch.rand(3, n + 1, generator=gen) + 1e-3 for o in ORDERINGS for n in (10, 50)}
+    parts = [
+        explorers.gradient_flow_explorer_html(depths=(10, 20), n_seeds=1, precomputed=flows),
+        explorers.ordering_explorer_html(n_blocks=(10, 50), n_seeds=3, precomputed=orders),
+        explorers.branch_scale_explorer_html(n_blocks=(4, 8), n_seeds=1, default_blocks=8),
+    ]
+    return "\n".join(f"<p>Explorer {e.name}</p>{e.html}" for e in parts)
+
+
+@pytest.mark.parametrize("amd", [False, True], ids=["plain-page", "page-with-requirejs"])
+def test_explorers_respond_on_a_scratch_page(browser, tmp_path: Path, amd: bool) -> None:
+    """On a page holding the three explorers (with and without RequireJS, which pages with ipywidgets load),
+    at desktop and phone width: every explorer renders from the vendored Vega, every control redraws the
+    figure, the controls fit 390 px, and nothing errs or touches the network."""
+    vendor = HTML / "_vendor"
+    if not (vendor / "vega" / "vega.min.js").is_file():
+        pytest.skip("needs an offline build with the vendored Vega (make book OFFLINE=1)")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "_vendor").symlink_to(vendor)
+    requirejs = '<script src="_vendor/requirejs/require.js"></script>' if amd else ""
+    html = SCRATCH_PAGE.format(requirejs=requirejs, body=_scratch_explorers())
+    (site / "explorers.html").write_text(html, encoding="utf-8")
+    problems = []
+    with serve(site) as url, open_context(browser, url, block_remote=True) as context:
+        for viewport in (VIEWPORT, {"width": 390, "height": 844}):
+            page = context.new_page()
+            page.set_viewport_size(viewport)
+            probe = PageProbe(page, url)
+            try:
+                page.goto(url + "explorers.html", wait_until="load")
+                found = page.locator(EXPLORER).count()
+                if found != 3:
+                    problems.append(f"expected 3 explorers on the page, found {found}")
+                problems += [f"{viewport['width']}px: {p}" for p in check_explorers(page)]
+                shot = SCREENSHOTS / f"explorers-scratch-{'amd' if amd else 'plain'}-{viewport['width']}.png"
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(shot), full_page=True)
+            finally:
+                page.close()
+            problems += [f"local request failed: {failure}" for failure in probe.failed]
+            problems += [f"console error: {error}" for error in probe.console]
+            problems += [f"requested the network: {u}" for u in context.remote_requests]
+            context.remote_requests.clear()
+    assert not problems, "\n  ".join(problems)
+
+
+def test_explorer_check_catches_a_dead_control(browser, tmp_path: Path) -> None:
+    """check_explorers can fail: a control the figure ignores; an explorer that fell back to its picture."""
+    vendor = HTML / "_vendor"
+    if not (vendor / "vega" / "vega.min.js").is_file():
+        pytest.skip("needs an offline build with the vendored Vega (make book OFFLINE=1)")
+    pytest.importorskip("torch")
+    from skipflow import explorers
+
+    good = explorers.branch_scale_explorer_html(n_blocks=(4, 8), n_seeds=1, default_blocks=8)
+    spec = json.loads(json.dumps(good.spec))
+    spec["transform"][0]["filter"] = "datum.alpha == alpha && datum.blocks == 8"  # ignores the depth control
+    dead = explorers.explorer_snippet(spec, good.fallback_png, alt="dead control", name="dead")
+    stuck = (
+        '<div class="skipflow-explorer" id="skipflow-explorer-stuck" data-explorer="stuck"'
+        ' data-state="fallback">'
+    )
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "_vendor").symlink_to(vendor)
+    (site / "explorers.html").write_text(SCRATCH_PAGE.format(requirejs="", body=dead + stuck + "</div>"))
+    with serve(site) as url, open_context(browser, url, block_remote=True) as context:
+        page = context.new_page()
+        try:
+            page.goto(url + "explorers.html", wait_until="load")
+            problems = "\n".join(check_explorers(page))
+        finally:
+            page.close()
+    assert "explorer dead: setting blocks=4 leaves the figure unchanged" in problems, problems
+    assert "explorer stuck did not render (state 'fallback')" in problems, problems
+    assert "alpha=" not in problems, problems  # the live control is not reported

@@ -1,13 +1,16 @@
 """Make the HTML book readable with no network: `make book OFFLINE=1`.
 
-By default the book loads MathJax and the Jupyter widget manager (with RequireJS) from CDNs, so a reader
-offline sees raw TeX and empty widget areas. This script vendors pinned copies of those assets into the build.
+By default the book loads MathJax, the Jupyter widget manager (with RequireJS) and the explorers' Vega,
+Vega-Lite and vega-embed from CDNs, so a reader offline sees raw TeX, empty widget areas and explorers reduced
+to their static picture. This script vendors pinned copies of those assets into the build.
 
 - ``prepare``: copy the assets that ``npm ci`` installed into ``node_modules/`` (exact versions pinned in
   package.json and package-lock.json) into a staging folder ``<stage>/_vendor/``, and write a Jupyter Book
   config: ``_config.yml`` plus ``mathjax_path`` and ``nb_ipywidgets_js`` pointing at ``_vendor/`` and
-  ``html_extra_path`` copying the staging folder into the HTML root. The folder is deliberately not called
-  ``_static``: Jupyter Book injects every ``.js`` file it finds there into every page.
+  ``html_extra_path`` copying the staging folder into the HTML root, and ``html_js_files`` adding
+  ``_vendor/explorers-setup.js`` to every page (it tells the explorers of ``skipflow.explorers`` where the
+  vendored Vega lives; they load it only on pages that have an explorer). The folder is deliberately not
+  called ``_static``: Jupyter Book injects every ``.js`` file it finds there into every page.
 - ``finish``: after the build, copy the staged assets into the HTML root again (Sphinx skips
   ``html_extra_path`` when no page is out of date) and run ``check``.
 - ``check``: fail if any page still loads a script, stylesheet, image or font from the network, or if a
@@ -37,6 +40,15 @@ MATHJAX_ENTRY = f"../{VENDOR}/mathjax/tex-mml-chtml.js"
 REQUIREJS_ENTRY = f"../{VENDOR}/requirejs/require.js"
 WIDGETS_ENTRY = f"../{VENDOR}/html-manager/embed-amd.js"
 WIDGETS_SETUP_ENTRY = f"../{VENDOR}/widgets-setup.js"
+EXPLORERS_SETUP_ENTRY = f"../{VENDOR}/explorers-setup.js"
+# On every page: the explorers' HTML (skipflow.explorers) loads Vega from this folder when the variable is
+# set, from a pinned CDN URL otherwise.
+EXPLORERS_SETUP_JS = """// Written by tools/offline.py: skipflow.explorers loads the vendored Vega from here.
+window.skipflowVendor = new URL(".", document.currentScript.src).href;
+"""
+# The files the explorers load from _vendor/ (skipflow.explorers.VEGA_FILES names the same ones).
+EXPLORER_FILES = ("vega/vega.min.js", "vega-lite/vega-lite.min.js", "vega-embed/vega-embed.min.js")
+EXPLORER_MARK = 'class="skipflow-explorer"'
 # Runs after require.js, just before embed-amd.js. The widget manager loads its fonts from the folder of
 # the AMD module "@jupyter-widgets/html-manager/dist/libembed-amd", which RequireJS places relative to the
 # page; mapping that name to the vendored folder puts them where they are.
@@ -69,6 +81,18 @@ ASSETS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     # embed-amd.js finds its fonts next to itself; the other builds are left out. Each package.json comes
     # along as the record of the version and license.
     "@jupyter-widgets/html-manager": ("html-manager", [("dist", "."), ("package.json", "package.json")]),
+    # The explorers load the three browser builds (UMD) in this order; see skipflow.explorers.
+    **{
+        name: (
+            name,
+            [
+                (f"build/{name}.min.js", f"{name}.min.js"),
+                ("LICENSE", "LICENSE"),
+                ("package.json", "package.json"),
+            ],
+        )
+        for name in ("vega", "vega-lite", "vega-embed")
+    },
 }
 
 
@@ -117,7 +141,9 @@ def stage_assets(stage: Path, root: Path = ROOT) -> dict[str, str]:
             else:
                 raise SystemExit(f"{src} is missing from the npm package {package}@{installed}")
     (target / "widgets-setup.js").write_text(WIDGETS_SETUP_JS)
-    for entry in (MATHJAX_ENTRY, REQUIREJS_ENTRY, WIDGETS_SETUP_ENTRY, WIDGETS_ENTRY):
+    (target / "explorers-setup.js").write_text(EXPLORERS_SETUP_JS)
+    entries = [MATHJAX_ENTRY, REQUIREJS_ENTRY, WIDGETS_SETUP_ENTRY, WIDGETS_ENTRY, EXPLORERS_SETUP_ENTRY]
+    for entry in entries + [f"../{VENDOR}/{file}" for file in EXPLORER_FILES]:
         if not (stage / "_static" / entry).resolve().is_file():
             raise SystemExit(f"staging failed: {entry} is missing from {stage}")
     (stage / MARKER).write_text(json.dumps({p: versions[p] for p in ASSETS}, indent=2) + "\n")
@@ -137,6 +163,8 @@ def offline_config(stage: Path, root: Path = ROOT) -> dict:
         WIDGETS_ENTRY: {"data-jupyter-widgets-cdn": WIDGETS_CDN},
     }
     sphinx_cfg["html_extra_path"] = [*sphinx_cfg.get("html_extra_path", []), str(stage.resolve())]
+    # A few bytes on every page; Vega itself is loaded only by the pages that show an explorer.
+    sphinx_cfg["html_js_files"] = [*sphinx_cfg.get("html_js_files", []), EXPLORERS_SETUP_ENTRY]
     # Jupyter Book resolves local_extensions paths against the config file's folder, which moves: rebase them.
     extensions = cfg["sphinx"].get("local_extensions") or {}
     extensions = {name: str((root / path).resolve()) for name, path in extensions.items()}
@@ -172,6 +200,16 @@ def check_build(html_dir: Path) -> list[str]:
         for match in LOCAL_VENDOR_SRC.finditer(text):
             if not (page.parent / match.group(1)).resolve().is_file():
                 problems.append(f"{page.relative_to(html_dir)} names a missing file {match.group(1)}")
+        if EXPLORER_MARK in text:
+            if EXPLORERS_SETUP_ENTRY.removeprefix("../") not in text:
+                problems.append(
+                    f"{page.relative_to(html_dir)} has an explorer but no {EXPLORERS_SETUP_ENTRY}"
+                )
+            for file in EXPLORER_FILES:
+                if not (html_dir / VENDOR / file).is_file():
+                    problems.append(
+                        f"{page.relative_to(html_dir)} has an explorer but {VENDOR}/{file} is missing"
+                    )
         widgets_at = text.find(WIDGETS_ENTRY.removeprefix("../"))
         if widgets_at >= 0 and not 0 <= text.find(REQUIREJS_ENTRY.removeprefix("../")) < widgets_at:
             problems.append(f"{page.relative_to(html_dir)} loads the widget manager before RequireJS")

@@ -8,6 +8,8 @@ draws the static figure at the explorer's defaults, so the HTML book shows a rea
 
 from __future__ import annotations
 
+import functools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -60,12 +62,12 @@ def measure_gradient_flow(
     check_int("n_seeds", n_seeds, minimum=1)
     if residual and depth % 2:
         raise ValueError(f"`depth`={depth}: a residual MLP with two layers per block needs an even depth.")
+    check_int("batch", batch, minimum=1)
     dev = device()
     if dev.type == "mps":  # MPS has no float64
         dev = torch.device("cpu")
-    data = load_digits()
-    x = data.x_train[:batch].to(dev, torch.float64)
-    y = data.y_train[:batch].to(dev)
+    x, y = _digits_batch(batch)
+    x, y = x.to(dev), y.to(dev)
     rows = []
     for seed in range(n_seeds):
         runtime.manual_seed(seed)
@@ -78,9 +80,23 @@ def measure_gradient_flow(
     return torch.stack(rows)
 
 
+@functools.lru_cache(maxsize=4)
+def _digits_batch(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``batch`` training images (float64) and labels, loaded once per process.
+
+    The explorers call :func:`measure_gradient_flow` for many settings; reading the dataset once keeps
+    that fast. Nothing writes into these tensors (the networks only read their input).
+    """
+    data = load_digits()
+    return data.x_train[:batch].to(torch.float64), data.y_train[:batch].clone()
+
+
+NORM_NAMES = {None: "no norm", "batch": "BatchNorm", "layer": "LayerNorm"}
+
+
 def _label(depth: int, activation: str, init: str, norm: str | None, residual: bool) -> str:
     kind = "residual" if residual else "plain"
-    return f"{kind}-{depth}, {activation}, {init} init, norm={norm}"
+    return f"{kind}-{depth}, {activation}, {init} init, {NORM_NAMES[norm]}"
 
 
 def plot_gradient_flow(
@@ -136,9 +152,10 @@ def gradient_flow_explorer(**defaults: object) -> object:
             options=FLOW_ACTIVATIONS, value=start["activation"], description="activation"
         ),
         "init": widgets.Dropdown(options=INITS, value=start["init"], description="init"),
+        # String values: a None value leaves the dropdown blank in the saved widget state.
         "norm": widgets.Dropdown(
-            options=[("none", None), ("batch", "batch"), ("layer", "layer")],
-            value=start["norm"],
+            options=[(NORM_NAMES[n], str(n)) for n in NORMS],
+            value=str(start["norm"]),
             description="norm",
         ),
         "residual": widgets.Checkbox(value=start["residual"], description="residual"),
@@ -146,6 +163,7 @@ def gradient_flow_explorer(**defaults: object) -> object:
     }
 
     def draw(**settings: object) -> None:
+        settings["norm"] = None if settings["norm"] == "None" else settings["norm"]
         _fig, ax = plt.subplots(figsize=(7, 4))
         plot_gradient_flow(ax=ax, **settings)
         plt.show()

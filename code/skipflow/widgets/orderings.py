@@ -9,6 +9,7 @@ the explorer's defaults, so the HTML book shows a real plot.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
@@ -46,7 +47,7 @@ def ordering_gradients(
     check_int("n_blocks", n_blocks, minimum=1)
     check_int("train_steps", train_steps, minimum=0)
     check_int("n_seeds", n_seeds, minimum=1)
-    data = load_digits().to(device())
+    data = _digits().to(device())
     x, y = data.x_train[:128], data.y_train[:128]
     rows = []
     for seed in range(n_seeds):
@@ -57,6 +58,13 @@ def ordering_gradients(
         net.train()
         rows.append(stream_grad_norms(net, x, y).cpu())
     return torch.stack(rows)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits():
+    """sklearn's digits, loaded once per process (the explorers measure many settings; nothing writes
+    into the tensors: training reads minibatches of them)."""
+    return load_digits()
 
 
 def plot_ordering_gradients(
