@@ -50,12 +50,18 @@ def input_jacobian(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) 
 
 
 class MLPBlock(nn.Module):
-    """``h + F(h)`` (or ``relu(h + F(h))`` with ``post_activation=True``), F = Linear → ReLU → Linear."""
+    """``h + α F(h)`` (or ``relu(h + α F(h))`` with ``post_activation=True``), F = Linear → ReLU → Linear.
 
-    def __init__(self, width: int, post_activation: bool = False, init: str = "default") -> None:
+    ``branch_scale`` is the fixed factor α (1 by default), as in the 1/√L branch scalings of chapter 5.
+    """
+
+    def __init__(
+        self, width: int, post_activation: bool = False, init: str = "default", branch_scale: float = 1.0
+    ) -> None:
         super().__init__()
         check_int("width", width, minimum=1)
         check_choice("init", init, INITS)
+        self.branch_scale = check_float("branch_scale", branch_scale)
         self.branch = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
         self.post_activation = bool(post_activation)
         if init == "kaiming":
@@ -64,21 +70,24 @@ class MLPBlock(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        out = h + self.branch(h)
+        branch = self.branch(h)
+        out = h + (branch if self.branch_scale == 1.0 else self.branch_scale * branch)
         return torch.relu(out) if self.post_activation else out
 
     @torch.no_grad()
     def jacobian(self, h: torch.Tensor) -> torch.Tensor:
-        """∂(block)/∂h at one 1-D input, in closed form: D (I + W2 diag(m) W1), m the hidden ReLU mask.
+        """∂(block)/∂h at one 1-D input, in closed form: D (I + α W2 diag(m) W1), m the hidden ReLU mask.
 
         D is the mask of the ReLU after the sum (the identity without ``post_activation``). The tests check
         it against ``torch.autograd.functional.jacobian``; it is only faster.
         """
         first, second = self.branch[0], self.branch[2]
         mask = (first(h) > 0).to(h.dtype)
-        jac = torch.eye(h.numel(), dtype=h.dtype, device=h.device) + second.weight * mask @ first.weight
+        jac = torch.eye(h.numel(), dtype=h.dtype, device=h.device) + self.branch_scale * (
+            second.weight * mask @ first.weight
+        )
         if self.post_activation:
-            jac = (h + self.branch(h) > 0).to(h.dtype).unsqueeze(1) * jac
+            jac = (self.forward(h) > 0).to(h.dtype).unsqueeze(1) * jac
         return jac
 
 
@@ -114,19 +123,23 @@ def make_blocks(
     kind: str = "residual",
     init: str = "default",
     seed: int = 0,
+    branch_scale: float = 1.0,
 ) -> list[nn.Module]:
     """``n_blocks`` freshly initialized blocks, in eval mode, seeded by ``seed``.
 
     ``kind`` is ``"residual"`` (x + F(x)), ``"post"`` (relu(x + F(x))) or ``"plain"`` (no shortcut).
+    ``branch_scale`` multiplies every residual branch (it must stay 1 for plain blocks).
     """
     check_int("n_blocks", n_blocks, minimum=1)
     check_int("seed", seed, minimum=0)
     check_choice("kind", kind, ("residual", "post", "plain"))
     runtime.manual_seed(seed)
     if kind == "plain":
+        if branch_scale != 1.0:
+            raise ValueError("`branch_scale` applies to residual branches; plain blocks have none.")
         blocks: list[nn.Module] = [PlainBlock(width, init) for _ in range(n_blocks)]
     else:
-        blocks = [MLPBlock(width, kind == "post", init) for _ in range(n_blocks)]
+        blocks = [MLPBlock(width, kind == "post", init, branch_scale) for _ in range(n_blocks)]
     return [b.double().eval() for b in blocks]
 
 
@@ -197,6 +210,7 @@ def spectra_vs_depth(
     kind: str = "residual",
     init: str = "default",
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    branch_scale: float = 1.0,
 ) -> torch.Tensor:
     """Singular values of ∂h_l/∂h_0 for every depth l = 1 … n_blocks and every seed.
 
@@ -208,11 +222,27 @@ def spectra_vs_depth(
     rows = []
     with single_thread():
         for seed in seeds:
-            blocks = make_blocks(n_blocks, width, kind, init, seed)
+            blocks = make_blocks(n_blocks, width, kind, init, seed, branch_scale)
             x = torch.randn(width, dtype=torch.float64)
             products = cumulative_jacobians(blocks, x, method="closed_form")
             rows.append(torch.linalg.svdvals(torch.stack(products)))
     return torch.stack(rows)
+
+
+def predicted_rms_gain(n_blocks: int | torch.Tensor, init: str = "default", branch_scale: float = 1.0):
+    """(1 + c)^{L/2}: the RMS singular value of ∂h_L/∂h_0 that independent random branches predict.
+
+    For a row vector v and a block Jacobian I + J with J = α W₂ D W₁ (zero-mean W₂, independent of D and
+    W₁), the cross term vanishes in expectation and E‖v(I + J)‖² = (1 + c)‖v‖², c = α² s⁴ / 2: each weight
+    matrix multiplies the expected squared norm by s² (s² = 1/3 for PyTorch's default uniform init, whose
+    variance is 1/(3·fan-in); s² = 2 for Kaiming), and the ReLU mask D keeps about half the units. So
+    c = 1/18 for the default init and c = 2 for Kaiming, and over L independent blocks the expected squared
+    gain is (1 + c)^L.
+    """
+    check_choice("init", init, INITS)
+    s2 = 1.0 / 3.0 if init == "default" else 2.0
+    c = check_float("branch_scale", branch_scale) ** 2 * s2 * s2 / 2
+    return (1.0 + c) ** (torch.as_tensor(n_blocks, dtype=torch.float64) / 2)
 
 
 def rms(singular_values: torch.Tensor) -> torch.Tensor:
@@ -272,7 +302,7 @@ def post_activation_mask_fraction(blocks: Sequence[nn.Module], x: torch.Tensor) 
     zeros = []
     with torch.no_grad():
         for block in blocks:
-            pre = h + block.branch(h)
+            pre = h + getattr(block, "branch_scale", 1.0) * block.branch(h)
             zeros.append((pre <= 0).double().mean())
             h = block(h)
     return torch.stack(zeros)
