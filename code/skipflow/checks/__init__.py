@@ -11,5 +11,6 @@ from skipflow.checks.ch2 import *  # noqa: F403
 from skipflow.checks.ch3 import *  # noqa: F403
 from skipflow.checks.ch4 import *  # noqa: F403
 from skipflow.checks.ch5 import *  # noqa: F403
+from skipflow.checks.ch6 import *  # noqa: F403
 
 __all__ = ["exercise"]

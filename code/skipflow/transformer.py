@@ -1,0 +1,419 @@
+"""A minimal Transformer, written to be read: the residual stream, Pre-LN and Post-LN, and the branch scale α.
+
+A Transformer block is two residual sublayers. With ``norm_position="pre"`` (Pre-LN)::
+
+    x ← x + α · Attn(LN(x))
+    x ← x + α · MLP(LN(x))
+
+and with ``norm_position="post"`` (Post-LN, the original Transformer)::
+
+    x ← LN(x + α · Attn(x))
+    x ← LN(x + α · MLP(x))
+
+``x`` is the *residual stream*: every sublayer reads it and adds its output to it. ``norm_position="none"``
+drops the normalization and ``skip=False`` drops the addition (``x ← α · Attn(x)``), for the rank-collapse
+experiments. The module also holds the measurements of chapter 6: the distance of a token matrix from rank
+one, the output's sensitivity to a perturbation of every weight, per-sublayer gradient norms, and a tiny
+sequence-reversal task with its training loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from skipflow import runtime
+from skipflow._validate import check_choice, check_float, check_int
+
+__all__ = [
+    "MLP",
+    "NORM_POSITIONS",
+    "Block",
+    "MultiHeadAttention",
+    "ReversalRun",
+    "TinyTransformer",
+    "amplification",
+    "attention",
+    "block_parts",
+    "init_weights",
+    "post_ln_forward",
+    "pre_ln_forward",
+    "rank_residual",
+    "reversal_accuracy",
+    "reversal_batch",
+    "sublayer_grad_norms",
+    "train_reversal",
+]
+
+NORM_POSITIONS = ("pre", "post", "none")
+
+
+def _check_tokens(name: str, x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"`{name}` must be a tensor of shape (batch, tokens, d_model), got {type(x).__name__}."
+        )
+    if x.dim() != 3:
+        raise ValueError(f"`{name}` must have shape (batch, tokens, d_model), got shape {tuple(x.shape)}.")
+    return x
+
+
+def init_weights(module: nn.Module) -> nn.Module:
+    """Draw every Linear weight from N(0, 1/fan_in) and zero its bias: each matrix keeps its input's scale."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=m.in_features**-0.5)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Scaled dot-product attention, softmax(q kᵀ / √d) v, over the last two dimensions (no mask)."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"`{name}` must be a tensor, got {type(t).__name__}.")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"`q` and `k` must share their last dimension, got {q.shape[-1]} and {k.shape[-1]}.")
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return torch.softmax(scores, dim=-1) @ v
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with ``n_heads`` heads; every token attends to every token (no causal mask)."""
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        check_int("d_model", d_model, minimum=1)
+        check_int("n_heads", n_heads, minimum=1)
+        if d_model % n_heads:
+            raise ValueError(f"`d_model` ({d_model}) must be divisible by `n_heads` ({n_heads}).")
+        self.n_heads = n_heads
+        self.q = nn.Linear(d_model, d_model, bias=False)
+        self.k = nn.Linear(d_model, d_model, bias=False)
+        self.v = nn.Linear(d_model, d_model, bias=False)
+        self.out = nn.Linear(d_model, d_model, bias=False)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens, d_model) → (batch, heads, tokens, d_model / heads)."""
+        b, t, d = x.shape
+        return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        heads = attention(self.split(self.q(x)), self.split(self.k(x)), self.split(self.v(x)))
+        return self.out(heads.transpose(1, 2).reshape(b, t, d))
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward sublayer: Linear → GELU → Linear."""
+
+    def __init__(self, d_model: int, d_hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_hidden)
+        self.fc2 = nn.Linear(d_hidden, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.nn.functional.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """One Transformer block: an attention sublayer and an MLP sublayer, each a residual branch.
+
+    Args:
+        d_model: width of the residual stream.
+        n_heads: attention heads.
+        norm_position: ``"pre"`` (LN on the branch input), ``"post"`` (LN after the addition) or
+            ``"none"`` (no LayerNorm at all).
+        alpha: the branch multiplier α in x + α·F(x) (ReZero's α = 0 switches every branch off at init).
+        d_hidden: the MLP's hidden width (default 4 · d_model).
+        skip: False drops the shortcut: x ← α·F(x).
+        attn, mlp: False removes that sublayer (pure-attention or pure-MLP stacks).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int = 4,
+        norm_position: str = "pre",
+        alpha: float = 1.0,
+        d_hidden: int | None = None,
+        skip: bool = True,
+        attn: bool = True,
+        mlp: bool = True,
+    ):
+        super().__init__()
+        check_int("d_model", d_model, minimum=1)
+        self.norm_position = check_choice("norm_position", norm_position, NORM_POSITIONS)
+        self.alpha = check_float("alpha", alpha)
+        for name, flag in (("skip", skip), ("attn", attn), ("mlp", mlp)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"`{name}` must be True or False, got {flag!r}.")
+        if not (attn or mlp):
+            raise ValueError("a block needs at least one sublayer: `attn` and `mlp` cannot both be False.")
+        d_hidden = 4 * d_model if d_hidden is None else check_int("d_hidden", d_hidden, minimum=1)
+        self.skip = skip
+        self.sublayers = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        if attn:
+            self.sublayers.append(MultiHeadAttention(d_model, n_heads))
+        if mlp:
+            self.sublayers.append(MLP(d_model, d_hidden))
+        for _ in self.sublayers:
+            self.norms.append(nn.LayerNorm(d_model) if norm_position != "none" else nn.Identity())
+        init_weights(self)
+
+    def writes(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """What each sublayer adds to the stream, α·F(LN(x)), for a Pre-LN block with its skip.
+
+        The block's output is ``x + sum(block.writes(x))``: the stream is a running sum.
+        """
+        if self.norm_position != "pre" or not self.skip:
+            raise ValueError("writes() needs a Pre-LN block with its skip: norm_position='pre', skip=True.")
+        out = []
+        for f, norm in zip(self.sublayers, self.norms, strict=True):
+            out.append(self.alpha * f(norm(x)))
+            x = x + out[-1]
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for f, norm in zip(self.sublayers, self.norms, strict=True):
+            if self.norm_position == "pre":
+                branch = self.alpha * f(norm(x))
+                x = x + branch if self.skip else branch
+            else:  # "post" (norm is a LayerNorm) or "none" (norm is the identity)
+                branch = self.alpha * f(x)
+                x = norm(x + branch if self.skip else branch)
+        return x
+
+
+def block_parts(block: Block) -> SimpleNamespace:
+    """A block's four layers by name (``attn``, ``mlp``, ``ln1``, ``ln2``), to write a forward by hand."""
+    if not isinstance(block, Block) or len(block.sublayers) != 2:
+        raise TypeError("`block` must be a Block with both sublayers (attention and MLP).")
+    (attn, mlp), (ln1, ln2) = block.sublayers, block.norms
+    return SimpleNamespace(attn=attn, mlp=mlp, ln1=ln1, ln2=ln2)
+
+
+def post_ln_forward(x: torch.Tensor, parts: SimpleNamespace) -> torch.Tensor:
+    """The Post-LN block (the original Transformer's) written out: normalize after each addition."""
+    x = parts.ln1(x + parts.attn(x))
+    return parts.ln2(x + parts.mlp(x))
+
+
+def pre_ln_forward(x: torch.Tensor, parts: SimpleNamespace) -> torch.Tensor:
+    """The Pre-LN block written out: normalize each branch's input, leave the stream alone."""
+    x = x + parts.attn(parts.ln1(x))
+    return x + parts.mlp(parts.ln2(x))
+
+
+class TinyTransformer(nn.Module):
+    """Token and position embeddings, ``n_layers`` blocks, and a linear head (a final LN for Pre-LN).
+
+    A Pre-LN stack ends with a bare addition, so, as in GPT-2 and as chapter 4's pre-activation ResNet, a
+    final LayerNorm sits before the head; a Post-LN stack already ends with one.
+    """
+
+    def __init__(
+        self,
+        vocab: int,
+        seq_len: int,
+        d_model: int = 32,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        norm_position: str = "pre",
+        alpha: float = 1.0,
+    ):
+        super().__init__()
+        check_int("vocab", vocab, minimum=2)
+        check_int("seq_len", seq_len, minimum=1)
+        check_int("n_layers", n_layers, minimum=0)
+        check_choice("norm_position", norm_position, ("pre", "post"))
+        self.embed = nn.Embedding(vocab, d_model)
+        self.pos = nn.Parameter(torch.randn(seq_len, d_model))
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, norm_position, alpha) for _ in range(n_layers))
+        self.final = nn.LayerNorm(d_model) if norm_position == "pre" else nn.Identity()
+        self.head = nn.Linear(d_model, vocab)
+
+    def stream(
+        self, tokens: torch.Tensor, skip_layers: tuple[int, ...] = (), depth: int | None = None
+    ) -> list[torch.Tensor]:
+        """The residual stream before the first block and after each block.
+
+        Layers in ``skip_layers`` are deleted (the stream passes them unchanged); ``depth`` uses only the
+        first ``depth`` blocks, so one deep model also serves as its own shallower versions.
+        """
+        x = self.embed(tokens) + self.pos
+        states = [x]
+        for i, block in enumerate(self.blocks[:depth]):
+            if i not in skip_layers:
+                x = block(x)
+            states.append(x)
+        return states
+
+    def forward(
+        self, tokens: torch.Tensor, skip_layers: tuple[int, ...] = (), depth: int | None = None
+    ) -> torch.Tensor:
+        return self.head(self.final(self.stream(tokens, skip_layers, depth)[-1]))
+
+
+def rank_residual(x: torch.Tensor) -> torch.Tensor:
+    """res(X) = ‖X − 1 x̄ᵀ‖_F / ‖X‖_F for each token matrix X (tokens × features) in a batch.
+
+    x̄ is the mean over tokens, the minimizer of ‖X − 1 xᵀ‖_F, so res(X) is the relative distance of X from
+    the nearest matrix whose rows are all equal (rank one, every token the same), a ratio between 0 and 1.
+    Returns a tensor of shape ``x.shape[:-2]``.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"`x` must be a tensor of shape (..., tokens, features), got {type(x).__name__}.")
+    if x.dim() < 2:
+        raise ValueError(f"`x` must have shape (..., tokens, features), got shape {tuple(x.shape)}.")
+    centred = x - x.mean(dim=-2, keepdim=True)
+    return centred.flatten(-2).norm(dim=-1) / x.flatten(-2).norm(dim=-1)
+
+
+def sublayer_grad_norms(
+    model: TinyTransformer, tokens: torch.Tensor, targets: torch.Tensor, depth: int | None = None
+) -> dict:
+    """‖∂𝓛/∂W‖ of every weight matrix, by layer, for the cross-entropy of one batch.
+
+    ``depth`` uses only the first ``depth`` blocks (see :meth:`TinyTransformer.stream`).
+
+    Returns ``{"attn_qk": [...], "attn_vo": [...], "mlp_in": [...], "mlp_out": [...]}``, one value per
+    layer: the norm of the gradient of W_Q and W_K together, of W_V and W_O together, and of the MLP's first
+    and second matrix (Xiong et al.'s W^{1,l} and W^{2,l}).
+    """
+    if not isinstance(model, TinyTransformer):
+        raise TypeError(f"`model` must be a TinyTransformer, got {type(model).__name__}.")
+    model.zero_grad()
+    logits = model(tokens, depth=depth)
+    loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    loss.backward()
+
+    def norm(*params: torch.Tensor) -> float:
+        return float(torch.sqrt(sum((p.grad**2).sum() for p in params)))
+
+    out = {"attn_qk": [], "attn_vo": [], "mlp_in": [], "mlp_out": []}
+    for block in model.blocks[:depth]:
+        att, mlp = block.sublayers
+        out["attn_qk"].append(norm(att.q.weight, att.k.weight))
+        out["attn_vo"].append(norm(att.v.weight, att.out.weight))
+        out["mlp_in"].append(norm(mlp.fc1.weight))
+        out["mlp_out"].append(norm(mlp.fc2.weight))
+    model.zero_grad()
+    return out
+
+
+@torch.no_grad()
+def amplification(blocks: nn.Module, x: torch.Tensor, eps: float = 0.01, seed: int = 0) -> float:
+    """How much a relative perturbation ε of every weight matrix moves the output: (‖Δf‖ / ‖f‖) / ε.
+
+    Each weight matrix W of ``blocks`` (every parameter with two dimensions) gets W + ε‖W‖·N/‖N‖ with N a
+    standard normal matrix: a change of relative size ε. The output's relative change divided by ε is the
+    amplification; a network that is insensitive to its depth keeps it of order 1.
+    """
+    if not isinstance(blocks, nn.Module):
+        raise TypeError(f"`blocks` must be an nn.Module, got {type(blocks).__name__}.")
+    _check_tokens("x", x)
+    check_float("eps", eps, minimum=0.0, strict_min=True)
+    before = blocks(x)
+    gen = runtime.generator(seed)
+    saved = []
+    for p in blocks.parameters():
+        if p.dim() == 2:
+            noise = torch.randn(p.shape, generator=gen).to(p.device)
+            saved.append((p, p.clone()))
+            p.add_(eps * p.norm() * noise / noise.norm())
+    after = blocks(x)
+    for p, value in saved:
+        p.copy_(value)
+    return float((after - before).norm() / before.norm() / eps)
+
+
+# --- the reversal task -------------------------------------------------------------------------------
+
+
+def reversal_batch(batch: int, seq_len: int, vocab: int, generator: torch.Generator | None = None):
+    """Random token sequences and their reversals: the task is to output the input backwards."""
+    check_int("batch", batch, minimum=1)
+    check_int("seq_len", seq_len, minimum=1)
+    check_int("vocab", vocab, minimum=2)
+    tokens = torch.randint(vocab, (batch, seq_len), generator=generator)
+    return tokens, tokens.flip(-1)
+
+
+@dataclass
+class ReversalRun:
+    """One training run on the reversal task: the model, and loss and token accuracy per step."""
+
+    model: TinyTransformer
+    loss: list[float] = field(default_factory=list)
+    acc: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+
+    @property
+    def final_acc(self) -> float:
+        """Token accuracy averaged over the last 10 steps (each step is a fresh batch)."""
+        return sum(self.acc[-10:]) / len(self.acc[-10:])
+
+
+def train_reversal(
+    norm_position: str,
+    *,
+    seed: int = 0,
+    steps: int = 200,
+    warmup: int = 0,
+    lr: float = 5e-3,
+    n_layers: int = 6,
+    d_model: int = 32,
+    n_heads: int = 4,
+    seq_len: int = 12,
+    vocab: int = 16,
+    batch: int = 32,
+    on_step=None,
+) -> ReversalRun:
+    """Train a TinyTransformer to reverse sequences with Adam (β = 0.9, 0.98), a fresh batch every step.
+
+    The learning rate rises linearly from lr/warmup to lr over the first ``warmup`` steps (no warmup: lr
+    from the first step), then stays constant. ``on_step(step, model)`` is called after every update.
+    """
+    check_int("steps", steps, minimum=1)
+    check_int("warmup", warmup, minimum=0)
+    check_float("lr", lr, minimum=0.0, strict_min=True)
+    runtime.manual_seed(seed)
+    model = TinyTransformer(vocab, seq_len, d_model, n_heads, n_layers, norm_position)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
+    gen = runtime.generator(seed + 1000)
+    run = ReversalRun(model)
+    for step in range(steps):
+        rate = lr * min(1.0, (step + 1) / warmup) if warmup else lr
+        for group in opt.param_groups:
+            group["lr"] = rate
+        tokens, targets = reversal_batch(batch, seq_len, vocab, gen)
+        logits = model(tokens)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        run.loss.append(loss.item())
+        run.acc.append(float((logits.argmax(-1) == targets).float().mean()))
+        run.lr.append(rate)
+        if on_step is not None:
+            on_step(step, model)
+    return run
+
+
+@torch.no_grad()
+def reversal_accuracy(
+    model: TinyTransformer, skip_layers: tuple[int, ...] = (), n: int = 512, seed: int = 12345
+) -> float:
+    """Token accuracy on ``n`` fresh sequences, with the layers in ``skip_layers`` deleted."""
+    if not isinstance(model, TinyTransformer):
+        raise TypeError(f"`model` must be a TinyTransformer, got {type(model).__name__}.")
+    seq_len, vocab = model.pos.shape[0], model.head.out_features
+    tokens, targets = reversal_batch(n, seq_len, vocab, runtime.generator(seed))
+    return float((model(tokens, skip_layers).argmax(-1) == targets).float().mean())
