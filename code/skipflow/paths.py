@@ -13,6 +13,11 @@ gradient that paths of length k carry are implemented here:
   alone, and average the gradient norms (a sum of norms, estimated by sampling);
 - :func:`gradient_by_path_length`, an exact dynamic programme over path length with O(L²) vector-Jacobian
   products: a_k, the sum of the gradients of all paths of length k (a norm of a sum, computed exactly).
+
+:func:`sampling_convergence` puts the two on equal terms: it estimates the same a_k by sampling and
+measures the error against the exact values. :func:`signed_shares` turns a_k into shares of the gradient
+that sum to 1, and :func:`weight_gradient_by_path_length` decomposes the gradient of each branch's weights,
+the one training uses, in the same way.
 """
 
 from __future__ import annotations
@@ -345,6 +350,23 @@ def _sample_subsets(n: int, k: int, samples: int, generator: torch.Generator) ->
     return mask, False
 
 
+def _single_path_gradients(lin: _Linearized, member: torch.Tensor, at: str) -> torch.Tensor:
+    """The gradient of each single path: row r of ``member`` (paths × blocks, bool) names its branches.
+
+    Each path is backpropagated alone, through the branch of its blocks and the shortcut of all others;
+    the paths of one call are vectorized, but each still costs its own vector-Jacobian products.
+    """
+    member = member.to(lin.g_out.device)
+    g = lin.g_out.expand(len(member), *lin.g_out.shape).clone()
+    for block in reversed(range(len(lin.branch_vjps))):
+        g = _batched(lin.after_vjps[block], g)
+        inside = member[:, block]
+        g[inside] = lin.alphas[block] * _batched(lin.branch_vjps[block], g[inside])
+    if at == "input":
+        g = _batched(lin.stem_vjp, g)
+    return g
+
+
 def sample_path_gradients(
     model: nn.Module,
     x: torch.Tensor,
@@ -378,14 +400,7 @@ def sample_path_gradients(
             norms: list[torch.Tensor] = []
             vec_sum: torch.Tensor | float = 0.0
             for start in range(0, len(mask), chunk_size):
-                member = mask[start : start + chunk_size].to(lin.g_out.device)
-                g = lin.g_out.expand(len(member), *lin.g_out.shape).clone()
-                for block in reversed(range(n)):
-                    g = _batched(lin.after_vjps[block], g)
-                    inside = member[:, block]
-                    g[inside] = lin.alphas[block] * _batched(lin.branch_vjps[block], g[inside])
-                if at == "input":
-                    g = _batched(lin.stem_vjp, g)
+                g = _single_path_gradients(lin, mask[start : start + chunk_size], at)
                 norms.append(g.flatten(1).norm(dim=1))
                 vec_sum = vec_sum + g.sum(0)
             norms_k = torch.cat(norms).double()
@@ -422,6 +437,250 @@ def effective_lengths(total: torch.Tensor | Sequence[float], mass: float = 0.9) 
                     best = (lo, hi)
                 break
     return best
+
+
+def signed_shares(a: torch.Tensor) -> torch.Tensor:
+    """The signed share of the gradient that paths of each length deliver: c_k = ⟨a_k, g⟩ / ‖g‖².
+
+    ``a`` is the decomposition of :func:`gradient_by_path_length` (row k is a_k) and g = Σ_k a_k is the
+    gradient itself, so Σ_k c_k = 1 exactly. c_k is the length of a_k's projection onto g, as a fraction
+    of ‖g‖: a negative c_k means the paths of length k, taken together, point against the total. Unlike
+    ‖a_k‖ / Σ_j ‖a_j‖ (a sum of norms across lengths), the shares add up to the gradient that arrives.
+    Returned as float64 on the CPU.
+    """
+    if not isinstance(a, torch.Tensor) or a.dim() < 2:
+        raise ValueError("`a` must be the (L + 1, ...) tensor returned by gradient_by_path_length.")
+    flat = a.detach().flatten(1).double().cpu()
+    g = flat.sum(0)
+    norm2 = float(g @ g)
+    if norm2 == 0.0:
+        raise ValueError("the gradient Σ_k a_k is zero, so shares of it are undefined.")
+    return flat @ g / norm2
+
+
+def shortest_share_range(shares: torch.Tensor | Sequence[float], mass: float = 0.9) -> tuple[int, int]:
+    """The shortest range [lo, hi] of lengths whose signed shares add up to at least ``mass``.
+
+    For signed shares (which may be negative and sum to 1) this is the reading of "most of the gradient
+    comes from lengths lo to hi" that respects cancellation. Ties go to the shorter lengths.
+    """
+    check_float("mass", mass, minimum=0.0, maximum=1.0, strict_min=True)
+    values = torch.as_tensor(shares, dtype=torch.float64).flatten()
+    if len(values) == 0 or not bool(torch.isfinite(values).all()):
+        raise ValueError("`shares` must be a non-empty sequence of finite numbers.")
+    csum = torch.cat([torch.zeros(1, dtype=torch.float64), values.cumsum(0)])
+    best: tuple[int, int] | None = None
+    for lo in range(len(values)):
+        for hi in range(lo, len(values)):
+            if float(csum[hi + 1] - csum[lo]) >= mass - 1e-12:
+                if best is None or hi - lo < best[1] - best[0]:
+                    best = (lo, hi)
+                break
+    if best is None:
+        raise ValueError(
+            f"no range of lengths holds a share of {mass}; the shares sum to {float(csum[-1]):.3g}."
+        )
+    return best
+
+
+@dataclass
+class SamplingCurve:
+    """How fast Veit et al.'s sampling estimates the exact decomposition a_k, on equal terms.
+
+    For a budget of b paths per length, the estimate of a_k is C(L, k) × (mean of b sampled single-path
+    gradients), unbiased for a_k; where C(L, k) ≤ b every path is enumerated once instead, which is exact.
+
+    - ``budgets``: the numbers b of paths per length (int64);
+    - ``seconds``: wall time to compute all estimates at budget b (sampling cost summed over lengths,
+      plus one forward pass and linearization, as for the exact method);
+    - ``errors``: (len(budgets), L + 1) relative errors ‖â_k − a_k‖ / ‖a_k‖;
+    - ``total_error``: the relative error of the whole decomposition, ‖â − a‖ / ‖a‖ over all lengths;
+    - ``gradient_error``: the relative error of Σ_k â_k against the gradient g = Σ_k a_k;
+    - ``enumerated``: (len(budgets), L + 1) True where length k was enumerated rather than sampled;
+    - ``sum_of_norms``: (len(budgets), L + 1) what Veit et al. plotted, C(L, k) × the mean *norm* of the
+      same sampled path gradients (exact Σ_p ‖g_p‖ where enumerated): a different quantity from ‖a_k‖.
+    """
+
+    budgets: torch.Tensor
+    seconds: torch.Tensor
+    errors: torch.Tensor
+    total_error: torch.Tensor
+    gradient_error: torch.Tensor
+    enumerated: torch.Tensor
+    sum_of_norms: torch.Tensor
+
+    def budget_for(self, tolerance: float = 0.1, lengths: Sequence[int] | None = None) -> int | None:
+        """The smallest budget at which every length in ``lengths`` (default: the whole decomposition)
+        is within ``tolerance``; None if no budget tried gets there."""
+        for i, b in enumerate(self.budgets.tolist()):
+            err = self.total_error[i] if lengths is None else self.errors[i, list(lengths)].max()
+            if float(err) <= tolerance:
+                return int(b)
+        return None
+
+
+def sampling_convergence(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    a: torch.Tensor,
+    budgets: Sequence[int] = (10, 30, 100, 300, 1000),
+    seed: int = 0,
+    loss_fn: LossFn | None = None,
+    at: str = "input",
+    chunk_size: int = 250,
+) -> SamplingCurve:
+    """Estimate the exact a_k by sampling single paths, and measure the error against ``a`` per budget.
+
+    This puts Veit et al.'s sampling on the same footing as :func:`gradient_by_path_length`: both
+    estimate the same vectors a_k. Each length draws max(budgets) paths once (uniformly, with replacement)
+    and the estimate at a smaller budget uses the first b of them, so the curve is one sampling run read at
+    several points; wall time is measured per chunk and accumulated to each budget.
+    """
+    import time
+
+    _check_inputs(model, x, y, at)
+    budgets = sorted({check_int("budgets", int(b), minimum=1) for b in budgets})
+    check_int("seed", seed, minimum=0)
+    check_int("chunk_size", chunk_size, minimum=1)
+    if not isinstance(a, torch.Tensor) or a.dim() < 2:
+        raise ValueError("`a` must be the (L + 1, ...) tensor returned by gradient_by_path_length.")
+    generator = runtime.generator(seed)
+    start = time.perf_counter()
+    with _EvalMode(model), torch.no_grad():
+        lin = _linearize(model, x, y, loss_fn)
+        setup = time.perf_counter() - start
+        n = len(lin.branch_vjps)
+        if len(a) != n + 1:
+            raise ValueError(f"`a` has {len(a)} rows but the model has {n} blocks: expected {n + 1}.")
+        nb = len(budgets)
+        estimates = torch.zeros(nb, *a.shape, dtype=torch.float64)
+        seconds = torch.full((nb,), setup, dtype=torch.float64)
+        enumerated = torch.zeros(nb, n + 1, dtype=torch.bool)
+        sum_of_norms = torch.zeros(nb, n + 1, dtype=torch.float64)
+        for k in range(n + 1):
+            count = math.comb(n, k)
+            if count <= budgets[-1]:  # every budget ≥ count enumerates: exact, computed once
+                tic = time.perf_counter()
+                mask, _ = _sample_subsets(n, k, count, generator)
+                total, norms = 0.0, 0.0
+                for s in range(0, len(mask), chunk_size):
+                    chunk = _single_path_gradients(lin, mask[s : s + chunk_size], at).double()
+                    total = total + chunk.sum(0).cpu()
+                    norms += float(chunk.flatten(1).norm(dim=1).sum())
+                spent = time.perf_counter() - tic
+                for i, b in enumerate(budgets):
+                    if b >= count:
+                        estimates[i, k], enumerated[i, k] = total, True
+                        sum_of_norms[i, k] = norms
+                        seconds[i] += spent
+            sampled = [b for b in budgets if b < count]
+            if not sampled:
+                continue
+            mask = torch.rand(sampled[-1], n, generator=generator).argsort(dim=1)[:, :k]
+            member = torch.zeros(sampled[-1], n, dtype=torch.bool).scatter_(1, mask, True)
+            running, norms, elapsed, done = 0.0, 0.0, 0.0, 0
+            stops = iter(sampled)
+            stop = next(stops)
+            while stop is not None:
+                step = min(chunk_size, stop - done)
+                tic = time.perf_counter()
+                chunk = _single_path_gradients(lin, member[done : done + step], at).double()
+                running = running + chunk.sum(0).cpu()
+                norms += float(chunk.flatten(1).norm(dim=1).sum())
+                elapsed += time.perf_counter() - tic
+                done += step
+                if done == stop:
+                    i = budgets.index(stop)
+                    estimates[i, k] = running * (count / stop)
+                    sum_of_norms[i, k] = norms * (count / stop)
+                    seconds[i] += elapsed
+                    stop = next(stops, None)
+    exact = a.detach().double().cpu()
+    diff = (estimates - exact).flatten(2)
+    errors = diff.norm(dim=2) / exact.flatten(1).norm(dim=1).clamp_min(1e-300)
+    total_error = diff.flatten(1).norm(dim=1) / exact.norm()
+    g = exact.sum(0)
+    gradient_error = (estimates.sum(1) - g).flatten(1).norm(dim=1) / g.norm()
+    return SamplingCurve(
+        budgets=torch.tensor(budgets),
+        seconds=seconds,
+        errors=errors,
+        total_error=total_error,
+        gradient_error=gradient_error,
+        enumerated=enumerated,
+        sum_of_norms=sum_of_norms,
+    )
+
+
+def weight_gradient_by_path_length(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn | None = None
+) -> list[torch.Tensor]:
+    """The gradient that each residual branch's weights receive, split by the length of the paths.
+
+    The gradient of block l's branch parameters θ_l is g_l' · ∂(α F_l)/∂θ_l, where g_l' is the gradient
+    arriving at block l's sum. g_l' is itself a sum over the paths through the blocks above l, so the same
+    recursion as :func:`gradient_by_path_length` splits it: row k of the result for block l sums the
+    paths that pass through k branches on the way from the loss down to θ_l, F_l's own included (so row 0
+    is zero, and so are the rows beyond L − l + 1, for blocks numbered 1…L). Summing the rows gives
+    autograd's weight gradient.
+
+    Returns one tensor per block, of shape (L + 1, number of branch parameters), the parameters flattened
+    and concatenated in ``named_parameters`` order. Evaluated in eval mode (as the input decomposition).
+    """
+    from torch.func import functional_call, grad, vjp, vmap
+
+    _check_inputs(model, x, y, "input")
+    blocks = _check_blocks(model)
+    n = len(blocks)
+    with _EvalMode(model), torch.no_grad():
+        h = model.stem(x)
+        vjps, after_vjps, alphas, sizes = [], [], [], []
+        for block in blocks:
+            params = {k: v.detach() for k, v in block.branch.named_parameters()}
+            f, fn = vjp(lambda p, v, b=block: functional_call(b.branch, p, (v,)), params, h)
+            h, after_vjp = vjp(block.after, h + block.alpha * f)
+            vjps.append(fn)
+            after_vjps.append(after_vjp)
+            alphas.append(block.alpha.detach())
+            sizes.append(sum(v.numel() for v in params.values()))
+
+        def tail(h_last: torch.Tensor) -> torch.Tensor:
+            return (loss_fn or default_loss)(model.head(model.final(h_last)), y)
+
+        a = grad(tail)(h.detach()).unsqueeze(0)  # only the empty path at h_L
+        out: list[torch.Tensor] = [torch.empty(0)] * n
+        for i in reversed(range(n)):
+            a = _batched(after_vjps[i], a)
+            pgrads, through = vmap(lambda c, fn=vjps[i]: fn(c))(a)
+            flat = torch.cat([v.flatten(1) for v in pgrads.values()], dim=1) * alphas[i]
+            rows = torch.zeros(n + 1, sizes[i], dtype=flat.dtype, device=flat.device)
+            rows[1 : len(flat) + 1] = flat  # entering F_l makes each path one longer
+            out[i] = rows.detach()
+            through = alphas[i] * through
+            zero = torch.zeros_like(a[:1])
+            a = torch.cat([a, zero]) + torch.cat([zero, through])
+    return out
+
+
+def weight_shares(per_block: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Signed shares of the whole branch-weight gradient by path length: Σ_l ⟨G_{l,k}, G_l⟩ / Σ_l ‖G_l‖².
+
+    ``per_block`` is the output of :func:`weight_gradient_by_path_length`; G_l is the sum of its rows.
+    The shares sum to 1 exactly (float64, on the CPU).
+    """
+    if len(per_block) == 0:
+        raise ValueError("`per_block` is empty: pass the list weight_gradient_by_path_length returns.")
+    num = torch.zeros(per_block[0].shape[0], dtype=torch.float64)
+    den = 0.0
+    for rows in per_block:
+        rows = rows.detach().double().cpu()
+        total = rows.sum(0)
+        num += rows @ total
+        den += float(total @ total)
+    if den == 0.0:
+        raise ValueError("the weight gradient is zero, so shares of it are undefined.")
+    return num / den
 
 
 # ---------------------------------------------------------------------------------------------------------

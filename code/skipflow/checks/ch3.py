@@ -19,7 +19,7 @@ __all__ = ["count_paths_of_length", "delete_block", "path_recursion_step"]
 @exercise("Counting paths of length k")
 def count_paths_of_length(fn: Callable[[int, int], int]) -> None:
     """Check ``fn(n, k)`` returns the number of paths through exactly k of n residual blocks."""
-    for n, k in [(3, 0), (3, 1), (3, 2), (3, 3), (10, 4), (54, 19), (54, 27)]:
+    for n, k in [(3, 0), (3, 1), (3, 2), (3, 3), (10, 4), (7, 7), (54, 19), (54, 27)]:
         got = as_float(call(fn, n, k), f"for n={n}, k={k}, your count")
         expected = math.comb(n, k)
         hint = ""
@@ -31,7 +31,13 @@ def count_paths_of_length(fn: Callable[[int, int], int]) -> None:
             )
         elif got == 2**k:
             hint = " Choose which k of the n blocks the path enters: a binomial coefficient."
-        require(got == expected, f"for n={n}, k={k} there are {expected} paths, you returned {got:g}.{hint}")
+        elif got in {math.comb(n + 1, k), math.comb(max(n - 1, 0), k), math.comb(n, k + 1)} or (
+            k > 0 and got == math.comb(n, k - 1)
+        ):
+            hint = " That is off by one: a path of length k enters k of the n blocks, C(n, k)."
+        # floats are exact up to 2**53; beyond it (n = 54) allow a float formula's last-digit rounding
+        ok = got == expected if expected < 2**53 else math.isclose(got, expected, rel_tol=1e-12)
+        require(ok, f"for n={n}, k={k} there are {expected} paths, you returned {got:g}.{hint}")
 
 
 def _small_net(n_blocks: int, seed: int) -> nn.Module:
@@ -62,13 +68,19 @@ def delete_block(fn: Callable[[nn.Module, int], nn.Module]) -> None:
             "so that one trained network can be lesioned many times.",
         )
         require(
-            isinstance(new, nn.Module) and hasattr(new, "blocks"),
+            isinstance(new, nn.Module) and isinstance(getattr(new, "blocks", None), nn.ModuleList),
             f"return the new network (a Net with `.blocks`), not a {type(new).__name__}.",
         )
         require(
             len(new.blocks) == n_blocks - 1,
             f"deleting one of {n_blocks} blocks should leave {n_blocks - 1}; "
             f"your network has {len(new.blocks)}.",
+        )
+        shared = {id(p) for p in net.parameters()} & {id(p) for p in new.parameters()}
+        require(
+            not shared,
+            "your new network shares its weights with the original, so training or editing the lesioned "
+            "copy would change the trained network too. Copy it with copy.deepcopy before deleting.",
         )
         new.eval()
         with torch.no_grad():
@@ -81,9 +93,15 @@ def delete_block(fn: Callable[[nn.Module, int], nn.Module]) -> None:
 
 
 def _as_list(result: object, what: str) -> list[torch.Tensor]:
-    if not isinstance(result, Sequence | torch.Tensor):
+    if isinstance(result, str) or not isinstance(result, Sequence | torch.Tensor):
         raise Incorrect(f"{what} should be a list of tensors, got {type(result).__name__}.")
-    return [torch.as_tensor(v, dtype=torch.float64) for v in result]
+    entries = []
+    for k, v in enumerate(result):
+        try:
+            entries.append(torch.as_tensor(v, dtype=torch.float64))
+        except Exception:
+            raise Incorrect(f"{what}: entry {k} should be a tensor, got {type(v).__name__}.") from None
+    return entries
 
 
 @exercise("One step of the path-length recursion")
@@ -109,8 +127,14 @@ def path_recursion_step(fn: Callable[[list[torch.Tensor], Callable], list[torch.
             f"for an input of {len(a)} lengths, expected a list of {len(expected)}, got {len(got)}.",
         )
         old = [*a, torch.zeros_like(a[0])]  # a[len(a)] = 0: no path of that length yet
+        nxt = [*old, torch.zeros_like(a[0])]  # for the hint on a[k+1]
         for k, (g, e) in enumerate(zip(got, expected, strict=True)):
-            if g.shape != e.shape or not torch.allclose(g, e, atol=1e-9):
+            if g.shape != e.shape:
+                raise Incorrect(
+                    f"entry k={k} has shape {tuple(g.shape)}; each a[k] keeps the shape of the "
+                    f"gradient, {tuple(e.shape)}."
+                )
+            if not torch.allclose(g, e, atol=1e-9):
                 hint = ""
                 if (
                     k >= 1
@@ -125,5 +149,15 @@ def path_recursion_step(fn: Callable[[list[torch.Tensor], Callable], list[torch.
                     hint = (
                         " Do not forget the paths that skip the block: they keep their length, "
                         "new[k] += a[k]."
+                    )
+                elif k >= 1 and torch.allclose(g, old[k] + a[k - 1], atol=1e-9):
+                    hint = (
+                        " A path that enters the branch is multiplied by its Jacobian: add "
+                        "branch_vjp(a[k-1]), not a[k-1] itself."
+                    )
+                elif torch.allclose(g, old[k] + branch_vjp(nxt[k + 1]), atol=1e-9):
+                    hint = (
+                        " The index is off by one: entering the branch makes a path one *longer*, so "
+                        "new[k] gets branch_vjp(a[k-1]), not branch_vjp(a[k+1])."
                     )
                 raise Incorrect(f"entry k={k} is wrong.{hint}")
