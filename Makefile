@@ -29,6 +29,12 @@ XDIST  := -n $(JOBS) --dist loadfile
 # package.json/package-lock.json, installed with `npm ci`) into the build, so the HTML works with no network.
 OFFLINE     ?= 0
 OFFLINE_DIR := _build/offline
+# `make test` executes each chapter once for nbval and the strict build together: nbval writes every chapter
+# whose cells all passed to EXECUTED, and the build (REUSE=1) renders those runs instead of executing the
+# chapters again with the same seeds. A chapter without a passing run there is executed by the build itself.
+REUSE    ?= 0
+EXECUTED := _build/executed
+JCACHE   := _build/jupyter_cache
 NODE_STAMP  := node_modules/.package-lock.json
 BOOK_FLAGS  := -W -n --keep-going
 BOOK_CONFIG := $(if $(filter 1,$(OFFLINE)),--config $(OFFLINE_DIR)/_config.yml)
@@ -61,11 +67,14 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $(NODE_STAMP)
 
 offline-assets: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python tools/offline.py prepare --stage $(OFFLINE_DIR)
+	$(BIN)/python tools/offline.py prepare --stage $(OFFLINE_DIR) $(if $(filter 1,$(REUSE)),--jupyter-cache $(JCACHE))
 
 # The vendored assets of an earlier OFFLINE=1 build are removed first; an offline build copies them again.
 book: $(STAMP) $(if $(filter 1,$(OFFLINE)),offline-assets)
 	rm -rf _build/html/_vendor
+ifeq ($(REUSE),1)
+	$(BIN)/python tools/reuse_runs.py prime $(EXECUTED) $(JCACHE)
+endif
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS) $(BOOK_CONFIG)
 ifeq ($(OFFLINE),1)
 	$(BIN)/python tools/offline.py finish --stage $(OFFLINE_DIR) _build/html
@@ -92,19 +101,22 @@ nbval: $(STAMP)
 
 # make test runs the unit tests and nbval as one pytest session, so both workers stay busy until the end.
 suite: $(STAMP)
-	$(BIN)/pytest $(XDIST) -m "not browser" --nbval-lax --nbval-current-env tests/ chapters/
+	rm -rf $(EXECUTED)
+	SKIPFLOW_EXECUTED_DIR=$(CURDIR)/$(EXECUTED) $(BIN)/pytest $(XDIST) -m "not browser" --nbval-lax \
+	  --nbval-current-env tests/ chapters/
 
 # make test builds the offline edition, so the browser test checks the vendored MathJax and widgets too.
 build: $(STAMP)
-	$(MAKE) --no-print-directory book OFFLINE=1
+	$(MAKE) --no-print-directory book OFFLINE=1 REUSE=1
 
 browser: $(STAMP)
 	SKIPFLOW_BROWSER_REQUIRE=offline $(BIN)/pytest -n $(JOBS) --dist load -m browser tests/test_browser.py
 
-# The suite (unit tests, nbval, the Colab and student runs) and the strict build share nothing, so they run
-# side by side; each one's output is printed whole when it finishes. The browser test needs the build.
+# The suite (unit tests, nbval, the Colab and student runs) keeps both cores busy; the strict build then
+# renders nbval's runs of the chapters; the browser test needs the build.
 test: check-device lint
-	$(MAKE) --no-print-directory -j2 --output-sync=target suite build
+	$(MAKE) --no-print-directory suite
+	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory browser
 	@echo "make test: all checks passed"
 

@@ -135,11 +135,15 @@ def test_signal_passes_validate():
 
 
 # ------------------------------------------------------------------ glue_figure
-def test_glue_figure_returns_the_figure_and_validates():
+def test_glue_figure_renders_once_and_closes_the_figure(monkeypatch):
     import matplotlib.pyplot as plt
+    import myst_nb
 
+    calls = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: calls.append((name, value, display)))
     fig, _ = plt.subplots()
-    assert glue_figure("fig_test", fig) is fig
-    plt.close(fig)
+    assert glue_figure("fig_test", fig) is None  # a call on a cell's last line displays nothing more
+    assert calls == [("fig_test", fig, True)]  # glued and shown under the cell in one rendering
+    assert not plt.fignum_exists(fig.number)  # closed: the inline backend will not render it again
     with pytest.raises(ValueError, match="identifier"):
         glue_figure("not a name", fig)

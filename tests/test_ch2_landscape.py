@@ -102,3 +102,31 @@ def test_validation():
         ls.loss_surface(params, (params, params), torch.zeros(2, 6), y, "plain", n=2)
     with pytest.raises(ValueError, match="`steps`"):
         ls.train(params, torch.zeros(2, 6), torch.zeros(2, dtype=torch.long), "plain", steps=0)
+
+
+def test_networks_trained_side_by_side_equal_networks_trained_one_at_a_time():
+    # The chapter trains its 3 seeds in one batched pass; each must end where its own run ends. float64
+    # batched and unbatched products may differ in the last bits; 30 Adam steps keep that far below 1e-9.
+    x, y = _data()
+    seeds = (0, 1, 2)
+    singles = [ls.init_params("residual", 2, width=8, in_features=6, n_classes=3, seed=s) for s in seeds]
+    together, history = ls.train(ls.stack(singles), x, y, "residual", steps=30, lr=0.05)
+    for i, params in enumerate(singles):
+        alone, alone_history = ls.train(params, x, y, "residual", steps=30, lr=0.05)
+        for a, b in zip(alone, together, strict=True):
+            torch.testing.assert_close(b[i], a, rtol=0, atol=1e-9)
+        assert [h[i] for h in history] == pytest.approx(alone_history, abs=1e-9)
+    results = ls.experiments("plain", 1, x, y, seeds=(4, 5), width=8, steps=10, n=5)
+    assert [r.seed for r in results] == [4, 5]
+    alone = ls.experiment("plain", 1, x, y, seed=5, width=8, steps=10, n=5)
+    torch.testing.assert_close(results[1].surface.loss, alone.surface.loss, rtol=0, atol=1e-9)
+
+
+def test_experiments_rejects_bad_seeds():
+    x, y = _data()
+    with pytest.raises(TypeError, match="`seeds`"):
+        ls.experiments("plain", 1, x, y, seeds=3)
+    with pytest.raises(ValueError, match="`seeds`"):
+        ls.experiments("plain", 1, x, y, seeds=())
+    with pytest.raises(ValueError, match="`seed`"):
+        ls.experiments("plain", 1, x, y, seeds=(0, -1))

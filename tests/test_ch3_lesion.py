@@ -71,3 +71,28 @@ def test_lesion_experiments_shapes_and_determinism():
         lesion.random_deletion_accuracy(net, x, y, ks=[5])
     ratios = lesion.branch_ratios(net, x)
     assert ratios.shape == (5,) and bool((ratios >= 0).all())
+
+
+def test_share_weights_gives_the_same_numbers_without_copying():
+    # The fast path evaluates views that share the trained modules; it must equal the deep-copy path exactly.
+    torch.manual_seed(1)
+    net = models.residual_mlp(4, 3, depth=2 + 2 * 6, width=6, norm="batch")
+    x, y = torch.randn(30, 4), torch.randint(0, 3, (30,))
+    net.train()
+    net(torch.randn(16, 4))  # non-trivial running statistics
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    n_modules = len(list(net.modules()))
+    for slow, fast in [
+        (lesion.single_deletion(net, x, y), lesion.single_deletion(net, x, y, share_weights=True)),
+        (
+            lesion.random_reorder_accuracy(net, x, y, swaps=[1, 4], samples=3, seed=2),
+            lesion.random_reorder_accuracy(net, x, y, swaps=[1, 4], samples=3, seed=2, share_weights=True),
+        ),
+    ]:
+        assert all(torch.equal(a, b) for a, b in zip(slow, fast, strict=True))
+    assert torch.equal(
+        lesion.random_deletion_accuracy(net, x, y, ks=[1, 3], samples=4, seed=3),
+        lesion.random_deletion_accuracy(net, x, y, ks=[1, 3], samples=4, seed=3, share_weights=True),
+    )
+    assert net.training and len(net.blocks) == 6 and len(list(net.modules())) == n_modules
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())

@@ -178,3 +178,32 @@ def test_draw_unraveled_makes_a_figure():
     fig = paths.draw_unraveled(3)
     assert len(fig.axes) == 2
     plt.close(fig)
+
+
+@pytest.mark.parametrize("order", ["pre", "post"])
+def test_written_out_vjp_equals_autograd_for_stacked_cotangents(order):
+    # The fast path of the path recursion and of sampling: a chain's VJP by broadcasting, instead of vmap.
+    from torch.func import vjp
+
+    torch.manual_seed(3)
+    net = models.residual_mlp(5, 3, depth=8, width=7, order=order, norm="batch").double()
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(32, 5, dtype=torch.float64) * 2 + 0.5)  # non-trivial running statistics
+    net.eval()
+    h = torch.randn(6, 7, dtype=torch.float64)
+    v = torch.randn(4, 6, 7, dtype=torch.float64)  # 4 cotangents (paths) at once
+    for module in [net.blocks[0].branch, net.blocks[1].after, net.stem]:
+        inp = h if module is not net.stem else torch.randn(6, 5, dtype=torch.float64)
+        out, fast = paths._chain_vjp(module, inp)
+        ref_out, ref_fn = vjp(module, inp)
+        assert isinstance(fast, paths._ChainVJP)
+        assert torch.equal(out, ref_out)
+        expected = torch.stack([ref_fn(c)[0] for c in v])
+        assert torch.allclose(paths._batched(fast, v), expected, rtol=1e-12, atol=1e-14)
+    # anything else falls back to autograd's vjp: training-mode BatchNorm, other activations, LayerNorm
+    net.train()
+    assert paths._chain_vjp(net.blocks[0].branch, h) is None
+    assert paths._chain_vjp(nn.Sequential(nn.Linear(7, 7).double(), nn.Tanh()), h) is None
+    assert paths._chain_vjp(nn.LayerNorm(7).double(), h) is None

@@ -140,3 +140,18 @@ def test_block_refinement_validates():
         refinement.block_refinement(_net("post", 2, None, seed=0), *_batch())
     with pytest.raises(TypeError, match="model"):
         refinement.block_refinement(nn.Linear(5, 3), *_batch())
+
+
+def test_written_out_weight_vjp_equals_torch_func(monkeypatch):
+    # weight_gradient_by_path_length's fast path (parameter VJPs written out) against its torch.func path.
+    net = _net("pre", 4, "batch", seed=5)
+    x, y = _batch(2)
+    fast = paths.weight_gradient_by_path_length(net, x, y)
+    monkeypatch.setattr(paths, "_chain_param_vjp", lambda module, h: None)
+    slow = paths.weight_gradient_by_path_length(net, x, y)
+    assert len(fast) == len(slow) == 4
+    for f, s in zip(fast, slow, strict=True):
+        assert f.shape == s.shape
+        assert torch.allclose(f, s, rtol=1e-10, atol=1e-13)
+    net.train()  # training-mode BatchNorm is not a written-out chain
+    assert paths._chain_param_vjp(net.blocks[0].branch, x.new_zeros(2, 7)) is None

@@ -229,3 +229,84 @@ def test_product_of_projected_mixers_keeps_gain_one():
     assert hyper.gain(free[-1]).max() > 1.05
     assert abs(hyper.stream_spread(torch.eye(4)).item() - math.sqrt(3 / 4)) < 1e-6
     assert hyper.stream_spread(torch.full((4, 4), 0.25)).item() < 1e-6
+
+
+def test_grad_norms_by_depth_equals_one_call_per_depth():
+    # the one-forward-pass version gives the same numbers as sublayer_grad_norms at each truncated depth
+    for norm in ("pre", "post"):
+        runtime.manual_seed(0)
+        model = T.TinyTransformer(8, 5, 16, 4, 4, norm)
+        tokens, targets = T.reversal_batch(6, 5, 8, runtime.generator(1))
+        out = T.grad_norms_by_depth(model, tokens, targets, (1, 2, 4))
+        for L in (1, 2, 4):
+            ref = T.sublayer_grad_norms(model, tokens, targets, depth=L)
+            for key, values in ref.items():
+                assert math.isclose(out.last[L][key], values[-1], rel_tol=1e-6), (norm, L, key)
+        assert out.layers.keys() == ref.keys()
+        for key, values in ref.items():
+            assert torch.allclose(torch.tensor(out.layers[key]), torch.tensor(values), rtol=1e-6)
+        with torch.no_grad():
+            states = model.stream(tokens)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(out.states, states, strict=True))
+        assert all(p.grad is None or not p.grad.any() for p in model.parameters())
+    with pytest.raises(ValueError, match="blocks"):
+        T.grad_norms_by_depth(model, tokens, targets, (8,))
+
+
+def test_stacked_transformers_match_the_separate_models():
+    models = []
+    for seed, norm in enumerate(("post", "pre", "post")):
+        runtime.manual_seed(seed)
+        models.append(T.TinyTransformer(8, 5, 16, 4, 3, norm))
+    stacked = T.StackedTransformers(models)
+    tokens = torch.randint(8, (3, 4, 5), generator=runtime.generator(0))
+    with torch.no_grad():
+        logits = stacked.logits(tokens)
+        last = stacked.stream_last(tokens)
+        for s, m in enumerate(models):
+            assert torch.allclose(logits[s], m(tokens[s]), atol=1e-5)
+            assert torch.allclose(last[s], m.stream(tokens[s])[-1], atol=1e-5)
+
+
+def test_train_reversals_match_separate_runs():
+    # float32 round-off of the batched products is the only difference: a few steps agree to 1e-4
+    settings = [
+        dict(norm_position="post"),
+        dict(norm_position="post", warmup=3),
+        dict(norm_position="pre", seed=2),
+    ]
+    common = dict(steps=5, n_layers=2, d_model=8, n_heads=2, seq_len=4, vocab=6, batch=4)
+    seen = []
+    runs = T.train_reversals(settings, on_step=lambda step, stacked: seen.append(step), **common)
+    assert seen == list(range(5))
+    for kw, run in zip(settings, runs, strict=True):
+        ref = T.train_reversal(**kw, **common)
+        assert run.lr == ref.lr
+        assert run.acc == pytest.approx(ref.acc, abs=1e-6)
+        assert run.loss == pytest.approx(ref.loss, rel=1e-4)
+        for p, q in zip(run.model.parameters(), ref.model.parameters(), strict=True):
+            assert torch.allclose(p, q, atol=1e-4)
+    with pytest.raises(ValueError, match="norm_position"):
+        T.train_reversals([dict(seed=0)])
+    with pytest.raises(TypeError, match="unknown"):
+        T.train_reversals(settings, depth=3)
+
+
+def test_lesion_accuracies_equal_one_call_per_deleted_block():
+    run = T.train_reversal("pre", steps=3, n_layers=3, d_model=8, n_heads=2, seq_len=4, vocab=6, batch=4)
+    expected = [T.reversal_accuracy(run.model, n=64)]
+    expected += [T.reversal_accuracy(run.model, skip_layers=(i,), n=64) for i in range(3)]
+    assert T.lesion_accuracies(run.model, n=64) == expected
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_amplification_by_depth_equals_one_call_per_depth(norm):
+    runtime.manual_seed(0)
+    blocks = [T.Block(16, 4, norm) for _ in range(5)]
+    x = torch.randn(2, 5, 16, generator=runtime.generator(1))
+    weights = [p.clone() for b in blocks for p in b.parameters()]
+    got = T.amplification_by_depth(blocks, x, (1, 3, 5), eps=0.01, seed=3)
+    params = [p for b in blocks for p in b.parameters()]
+    assert all(torch.equal(p, w) for p, w in zip(params, weights, strict=True))
+    for L in (1, 3, 5):
+        assert got[L] == T.amplification(nn.Sequential(*blocks[:L]), x, eps=0.01, seed=3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,31 @@ def test_load_digits_matches_sklearn_and_is_standardized():
     counts = torch.bincount(split.y_test, minlength=10).float()
     expected = torch.bincount(torch.from_numpy(sk_digits().target), minlength=10).float() * 0.25
     assert (counts - expected).abs().max() <= 1.0
+
+
+def test_digits_file_is_sklearns_digits():
+    pixels, labels = data._digits_file()
+    bunch = sk_digits()
+    assert np.array_equal(pixels, bunch.data) and np.array_equal(labels, bunch.target)
+
+
+def test_stratified_split_partitions_every_class_in_proportion_and_shuffles():
+    labels = np.repeat(np.arange(3), [40, 60, 100])
+    train, test = data.stratified_split(labels, 0.25, seed=0)
+    assert len(np.intersect1d(train, test)) == 0
+    assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(200))
+    assert np.bincount(labels[test]).tolist() == [10, 15, 25]
+    assert not np.array_equal(train, np.sort(train))  # a prefix of the training set is a random sample
+    again, _ = data.stratified_split(labels, 0.25, seed=0)
+    other, _ = data.stratified_split(labels, 0.25, seed=1)
+    assert np.array_equal(train, again) and not np.array_equal(train, other)
+
+
+def test_importing_skipflow_does_not_import_sklearn():
+    # The split is done here, so the setup cell of every chapter skips scikit-learn's ~2 s import.
+    code = "import sys, skipflow; skipflow.data.load_digits(); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_load_digits_is_a_fixed_split_and_images_reshape():

@@ -8,6 +8,7 @@ Each module holds one concept, so a reader can open the file that a chapter talk
 - :mod:`skipflow.models`   plain and residual MLPs built from those blocks
 - :mod:`skipflow.probes`   gradient norms, activation statistics, Jacobians
 - :mod:`skipflow.train`    a small explicit training loop that returns a history
+- :mod:`skipflow.optim`    SGD with momentum and Adam, written out
 - :mod:`skipflow.plots`    matplotlib helpers with one consistent style
 - :mod:`skipflow.display`  ``glue`` that also works outside the book build (Colab)
 - :mod:`skipflow.checks`   exercise checkers, one function per exercise

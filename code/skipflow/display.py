@@ -34,22 +34,25 @@ def glue(name: str, value: object, display: bool = False) -> object:
     return value
 
 
-def glue_figure(name: str, fig: object) -> object:
-    """Glue a matplotlib figure for a numbered ``{glue:figure}`` directive and return it unchanged.
+def glue_figure(name: str, fig: object) -> None:
+    """Glue a matplotlib figure for a numbered ``{glue:figure}`` directive, rendering it only once.
 
-    In the book build the figure is stored without being displayed a second time; tag the cell
-    ``remove-output`` so the page shows it only in the numbered, captioned figure. In a live notebook the
-    figure still appears under the cell as usual (it is not closed), and without myst-nb (Colab) nothing is
-    glued or printed.
+    With myst-nb the figure is rendered once, shown under the cell (with the name the directive looks for)
+    and closed, so the inline backend does not render it a second time at the end of the cell; tag the cell
+    ``remove-output`` so the book shows it only in the numbered, captioned figure. Without myst-nb (Colab)
+    nothing is glued and the figure is shown as usual. Returns nothing, so that a call on a cell's last line
+    does not display the figure once more.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"`name` must be a simple identifier such as 'fig_flow', got {name!r}.")
     try:
         from myst_nb import glue as _myst_glue
     except ImportError:
-        return fig
-    _myst_glue(name, fig, display=False)
-    return fig
+        return
+    import matplotlib.pyplot as plt
+
+    _myst_glue(name, fig, display=True)
+    plt.close(fig)
 
 
 def setup_notebook() -> None:

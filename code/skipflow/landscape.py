@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from skipflow import runtime
+from skipflow import optim, runtime
 from skipflow._validate import check_choice, check_float, check_int
 from skipflow.jacobians import single_thread
 
@@ -130,18 +130,25 @@ def train(
     steps: int = 100,
     lr: float = 0.01,
 ) -> tuple[list[torch.Tensor], list[float]]:
-    """Full-batch Adam on (x, y) for ``steps`` steps; returns the trained parameters and the losses."""
+    """Full-batch Adam on (x, y) for ``steps`` steps; returns the trained parameters and the losses.
+
+    ``params`` may carry a leading axis (several networks stacked, as from :func:`stack`): they train side by
+    side in one batched pass, and each entry of the history is then a list with one loss per network.
+    """
     check_int("steps", steps, minimum=1)
     check_float("lr", lr, minimum=0.0, strict_min=True)
     ps = [p.detach().clone().requires_grad_(True) for p in params]
-    opt = torch.optim.Adam(ps, lr=lr)
+    opt = optim.Adam(ps, lr=lr)
     history = []
     for _ in range(steps):
         value = loss(ps, x, y, kind)
         opt.zero_grad()
-        value.backward()
+        # With a leading seed axis, ``value`` holds one loss per network. Their sum has, with respect to each
+        # network's parameters, exactly that network's own gradient, and Adam works element by element, so
+        # the networks train side by side exactly as they would one at a time.
+        value.sum().backward()
         opt.step()
-        history.append(value.item())
+        history.append(value.item() if value.dim() == 0 else value.tolist())
     return [p.detach() for p in ps], history
 
 
@@ -243,20 +250,58 @@ def experiment(
     radius: float = 1.0,
 ) -> Result:
     """Train one network on (x, y), slice its loss along two filter-normalized directions, measure it."""
-    params = init_params(kind, n_blocks, width, x.shape[1], int(y.max()) + 1, seed)
+    return experiments(kind, n_blocks, x, y, (seed,), width, steps, lr, n, radius)[0]
+
+
+def stack(networks: Sequence[Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+    """Parameter lists of several networks of the same shape, stacked along a new leading axis."""
+    if not networks:
+        raise ValueError("`networks` must hold at least one parameter list.")
+    return [torch.stack(group) for group in zip(*networks, strict=True)]
+
+
+def experiments(
+    kind: str,
+    n_blocks: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seeds: Sequence[int] = (0, 1, 2),
+    width: int = 16,
+    steps: int = 100,
+    lr: float = 0.01,
+    n: int = 21,
+    radius: float = 1.0,
+) -> list[Result]:
+    """:func:`experiment` for every seed in ``seeds``, with the networks trained side by side in one pass.
+
+    The results equal those of calling :func:`experiment` once per seed (up to float64 rounding in the
+    batched matrix products); only the training is batched, which is where the time goes.
+    """
+    if not isinstance(seeds, Sequence) or isinstance(seeds, str):
+        raise TypeError(f"`seeds` must be a sequence of ints such as (0, 1, 2), got {seeds!r}.")
+    seeds = [check_int("seed", s, minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("`seeds` must hold at least one seed, e.g. (0, 1, 2).")
+    n_classes = int(y.max()) + 1
+    params = stack([init_params(kind, n_blocks, width, x.shape[1], n_classes, s) for s in seeds])
     x = x.to(torch.float64)
-    with single_thread():  # small matrices: one thread is faster, and far faster on a busy machine
+    results = []
+    with single_thread():
         trained, _ = train(params, x, y, kind, steps, lr)
-        with torch.no_grad():
-            logits = forward(trained, x, kind)
-            train_loss = F.cross_entropy(logits, y).item()
-            accuracy = (logits.argmax(1) == y).double().mean().item()
-        dirs = (
-            filter_normalized_direction(trained, 1000 + seed),
-            filter_normalized_direction(trained, 2000 + seed),
-        )
-        surface = loss_surface(trained, dirs, x, y, kind, n=n, radius=radius)
-    return Result(kind, n_blocks, seed, train_loss, accuracy, surface, nonconvex_share(surface, radius=0.5))
+        for i, seed in enumerate(seeds):
+            mine = [p[i] for p in trained]
+            with torch.no_grad():
+                logits = forward(mine, x, kind)
+                train_loss = F.cross_entropy(logits, y).item()
+                accuracy = (logits.argmax(1) == y).double().mean().item()
+            dirs = (
+                filter_normalized_direction(mine, 1000 + seed),
+                filter_normalized_direction(mine, 2000 + seed),
+            )
+            surface = loss_surface(mine, dirs, x, y, kind, n=n, radius=radius)
+            share = nonconvex_share(surface, radius=0.5)
+            results.append(Result(kind, n_blocks, seed, train_loss, accuracy, surface, share))
+    return results
 
 
 def log_loss_levels(lowest: float, highest: float, n: int = 12) -> list[float]:

@@ -382,6 +382,7 @@ def train_seeds(
     data: Split,
     seeds: Sequence[int] = (0, 1),
     on_step: Callable[[int, nn.Module], None] | None = None,
+    side_by_side: bool = False,
     **train_kwargs: object,
 ) -> list[History]:
     """Train one fresh model per seed and return the histories (seed s fixes the init and the batches).
@@ -389,6 +390,11 @@ def train_seeds(
     ``build()`` is called right after ``runtime.manual_seed(s)``; the model goes to the device of
     :func:`skipflow.runtime.device`. ``on_step`` (e.g. a :class:`skipflow.monitor.GradWeightMonitor`) is
     attached to the first seed's run only. Other keyword arguments go to :func:`skipflow.train.train`.
+
+    With ``side_by_side=True`` the seeds train together as one wide network
+    (:func:`skipflow.stacked.train_side_by_side`): the same computation up to float round-off, with one
+    call per operation for all seeds instead of one per seed. Models it cannot widen (shortcut dropout,
+    convolutions, LayerNorm), a ``grad_clip``, or a loss that becomes NaN fall back to one seed at a time.
     """
     from skipflow.runtime import device
     from skipflow.train import train
@@ -398,6 +404,18 @@ def train_seeds(
     seeds = list(seeds)
     if not seeds:
         raise ValueError("`seeds` must list at least one seed, e.g. (0, 1).")
+    if side_by_side and len(seeds) > 1 and train_kwargs.get("grad_clip") is None:
+        from skipflow import stacked
+
+        models = []
+        for seed in seeds:
+            runtime.manual_seed(seed)
+            models.append(build().to(device()))
+        if stacked.can_widen(models):
+            options = {k: v for k, v in train_kwargs.items() if k not in ("grad_clip", "seed")}
+            result = stacked.train_side_by_side(models, data, seeds, on_step=on_step, **options)
+            if result is not None:
+                return result
     histories = []
     for i, seed in enumerate(seeds):
         runtime.manual_seed(seed)

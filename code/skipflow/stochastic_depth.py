@@ -83,5 +83,8 @@ def without_block(net: nn.Module, index: int) -> nn.Module:
 
 
 def deletion_accuracies(net: nn.Module, data: Split) -> torch.Tensor:
-    """Test accuracy after deleting each single block in turn (one entry per block)."""
-    return single_deletion(net, data.x_test, data.y_test)[1]
+    """Test accuracy after deleting each single block in turn (one entry per block).
+
+    Each lesioned network runs ``net``'s own blocks (no copy; ``net`` is left as it was).
+    """
+    return single_deletion(net, data.x_test, data.y_test, share_weights=True)[1]

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from skipflow import optim
 from skipflow._validate import check_choice, check_float, check_int
 from skipflow.data import Split, batches
 from skipflow.probes import default_loss
@@ -91,6 +92,7 @@ def train(
     on_step: Callable[[int, nn.Module], None] | None = None,
     progress: bool | None = None,
     desc: str = "training",
+    final_eval: bool = True,
 ) -> History:
     """Train ``model`` on ``data`` for ``steps`` minibatch steps and return its :class:`History`.
 
@@ -106,6 +108,8 @@ def train(
         on_step: called as ``on_step(step, model)`` after each backward pass, before the update (for
             monitors such as :func:`skipflow.probes.grad_to_weight_ratios`).
         progress: draw a tqdm progress bar (default: :func:`skipflow.runtime.show_progress`).
+        final_eval: measure train/test accuracy at the end (False skips it, e.g. when only the loss
+            curve is used; ``eval_step``, ``train_acc``, ``test_acc`` and ``test_loss`` then stay empty).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
@@ -126,11 +130,9 @@ def train(
     device = params[0].device if params else torch.device("cpu")
     data = data.to(device)
     if optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            params, lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
+        opt: optim.SGD | optim.Adam = optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        opt = optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
     history = History()
     stream = batches(data.x_train, data.y_train, batch_size, seed_everything(seed))
@@ -157,7 +159,7 @@ def train(
         if step % 20 == 0:
             bar.set_postfix(loss=f"{value:.3f}")
     bar.close()
-    if not history.diverged:
+    if final_eval and not history.diverged:
         _record_eval(model, data, history, len(history.loss))
     history.seconds = time.perf_counter() - start
     return history

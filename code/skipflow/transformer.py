@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from skipflow import runtime
+from skipflow import optim, runtime
 from skipflow._validate import check_choice, check_float, check_int
 
 __all__ = [
@@ -35,11 +35,15 @@ __all__ = [
     "Block",
     "MultiHeadAttention",
     "ReversalRun",
+    "StackedTransformers",
     "TinyTransformer",
     "amplification",
+    "amplification_by_depth",
     "attention",
     "block_parts",
+    "grad_norms_by_depth",
     "init_weights",
+    "lesion_accuracies",
     "post_ln_forward",
     "pre_ln_forward",
     "rank_residual",
@@ -47,6 +51,7 @@ __all__ = [
     "reversal_batch",
     "sublayer_grad_norms",
     "train_reversal",
+    "train_reversals",
 ]
 
 NORM_POSITIONS = ("pre", "post", "none")
@@ -308,6 +313,62 @@ def sublayer_grad_norms(
     return out
 
 
+def grad_norms_by_depth(
+    model: TinyTransformer, tokens: torch.Tensor, targets: torch.Tensor, depths: tuple[int, ...]
+) -> SimpleNamespace:
+    """The gradients of :func:`sublayer_grad_norms` for several truncated depths, from one forward pass.
+
+    The model truncated to its first L blocks ends at the stream ``states[L]`` of the full model, so one
+    forward pass serves every depth. For each L in ``depths`` the loss 𝓛_L of the truncated model is
+    differentiated only with respect to its last block's matrices, which needs only the head and that block;
+    the deepest depth gets a full backward pass.
+
+    Returns a namespace with ``last`` ({L: {key: ‖∂𝓛_L/∂W‖ of block L}}, equal to
+    ``sublayer_grad_norms(model, tokens, targets, depth=L)[key][-1]``), ``layers`` (the per-layer dict of
+    :func:`sublayer_grad_norms` at the deepest depth) and ``states`` (the stream before the first block and
+    after each block, detached).
+    """
+    if not isinstance(model, TinyTransformer):
+        raise TypeError(f"`model` must be a TinyTransformer, got {type(model).__name__}.")
+    depths = tuple(check_int("depth", L, minimum=1) for L in depths)
+    deepest = max(depths)
+    if deepest > len(model.blocks):
+        raise ValueError(f"the model has {len(model.blocks)} blocks; `depths` asks for {deepest}.")
+    model.zero_grad()
+    states = model.stream(tokens, depth=deepest)
+
+    def loss_at(L: int) -> torch.Tensor:
+        logits = model.head(model.final(states[L]))
+        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+    def matrices(block: Block) -> dict:
+        att, mlp = block.sublayers
+        return {
+            "attn_qk": (att.q.weight, att.k.weight),
+            "attn_vo": (att.v.weight, att.out.weight),
+            "mlp_in": (mlp.fc1.weight,),
+            "mlp_out": (mlp.fc2.weight,),
+        }
+
+    def norm(grads) -> float:
+        return float(torch.sqrt(sum((g**2).sum() for g in grads)))
+
+    last = {}
+    for L in sorted(set(depths) - {deepest}):
+        groups = matrices(model.blocks[L - 1])
+        flat = [p for group in groups.values() for p in group]
+        grads = iter(torch.autograd.grad(loss_at(L), flat, retain_graph=True))
+        last[L] = {key: norm([next(grads) for _ in group]) for key, group in groups.items()}
+    loss_at(deepest).backward()
+    layers = {"attn_qk": [], "attn_vo": [], "mlp_in": [], "mlp_out": []}
+    for block in model.blocks[:deepest]:
+        for key, group in matrices(block).items():
+            layers[key].append(norm([p.grad for p in group]))
+    last[deepest] = {key: values[-1] for key, values in layers.items()}
+    model.zero_grad()
+    return SimpleNamespace(last=last, layers=layers, states=[s.detach() for s in states])
+
+
 @torch.no_grad()
 def amplification(blocks: nn.Module, x: torch.Tensor, eps: float = 0.01, seed: int = 0) -> float:
     """How much a relative perturbation ε of every weight matrix moves the output: (‖Δf‖ / ‖f‖) / ε.
@@ -332,6 +393,47 @@ def amplification(blocks: nn.Module, x: torch.Tensor, eps: float = 0.01, seed: i
     for p, value in saved:
         p.copy_(value)
     return float((after - before).norm() / before.norm() / eps)
+
+
+@torch.no_grad()
+def amplification_by_depth(
+    blocks: list[nn.Module], x: torch.Tensor, depths: tuple[int, ...], eps: float = 0.01, seed: int = 0
+) -> dict[int, float]:
+    """:func:`amplification` of the first L blocks for every L in ``depths``, from two forward passes.
+
+    The perturbation of the first L blocks is the first part of the perturbation of all of them (the noise
+    is drawn parameter by parameter, in order, from the same generator), so the stack of the first L blocks,
+    before and after the perturbation, is a prefix of the deepest stack: ``result[L]`` equals
+    ``amplification(nn.Sequential(*blocks[:L]), x, eps, seed)``.
+    """
+    if not all(isinstance(b, nn.Module) for b in blocks):
+        raise TypeError("`blocks` must be a list of nn.Module.")
+    _check_tokens("x", x)
+    check_float("eps", eps, minimum=0.0, strict_min=True)
+    depths = tuple(check_int("depth", L, minimum=1) for L in depths)
+    stack = list(blocks)[: max(depths)]
+    if len(stack) < max(depths):
+        raise ValueError(f"{len(stack)} blocks given; `depths` asks for {max(depths)}.")
+
+    def states() -> list[torch.Tensor]:
+        out, h = [x], x
+        for block in stack:
+            h = block(h)
+            out.append(h)
+        return out
+
+    before = states()
+    gen = runtime.generator(seed)
+    saved = []
+    for p in nn.ModuleList(stack).parameters():
+        if p.dim() == 2:
+            noise = torch.randn(p.shape, generator=gen).to(p.device)
+            saved.append((p, p.clone()))
+            p.add_(eps * p.norm() * noise / noise.norm())
+    after = states()
+    for p, value in saved:
+        p.copy_(value)
+    return {L: float((after[L] - before[L]).norm() / before[L].norm() / eps) for L in depths}
 
 
 # --- the reversal task -------------------------------------------------------------------------------
@@ -386,7 +488,8 @@ def train_reversal(
     check_float("lr", lr, minimum=0.0, strict_min=True)
     runtime.manual_seed(seed)
     model = TinyTransformer(vocab, seq_len, d_model, n_heads, n_layers, norm_position)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
+    # foreach=True: the same update, bit for bit, as the default loop over tensors, in far fewer calls
+    opt = optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98))
     gen = runtime.generator(seed + 1000)
     run = ReversalRun(model)
     for step in range(steps):
@@ -417,3 +520,234 @@ def reversal_accuracy(
     seq_len, vocab = model.pos.shape[0], model.head.out_features
     tokens, targets = reversal_batch(n, seq_len, vocab, runtime.generator(seed))
     return float((model(tokens, skip_layers).argmax(-1) == targets).float().mean())
+
+
+@torch.no_grad()
+def lesion_accuracies(model: TinyTransformer, n: int = 512, seed: int = 12345) -> list[float]:
+    """Token accuracy of the intact model, then with block 1, 2, … deleted, one at a time.
+
+    The same numbers as ``reversal_accuracy(model)`` followed by
+    ``reversal_accuracy(model, skip_layers=(i,))`` for every block i, with the blocks before a deleted one
+    evaluated once: deleting block i leaves the stream before it unchanged.
+    """
+    if not isinstance(model, TinyTransformer):
+        raise TypeError(f"`model` must be a TinyTransformer, got {type(model).__name__}.")
+    seq_len, vocab = model.pos.shape[0], model.head.out_features
+    tokens, targets = reversal_batch(n, seq_len, vocab, runtime.generator(seed))
+    states = model.stream(tokens)
+
+    def accuracy(x: torch.Tensor) -> float:
+        return float((model.head(model.final(x)).argmax(-1) == targets).float().mean())
+
+    out = [accuracy(states[-1])]
+    for i in range(len(model.blocks)):
+        x = states[i]
+        for block in model.blocks[i + 1 :]:
+            x = block(x)
+        out.append(accuracy(x))
+    return out
+
+
+# --- several reversal runs side by side --------------------------------------------------------------
+
+
+class StackedTransformers:
+    """Several TinyTransformers of the same shape, evaluated side by side in one batched pass.
+
+    The parameters of member s are row s of one flat tensor ``flat`` of shape (members, n_params); the
+    forward pass splits it into every matrix with a leading member axis and runs all members at once with
+    batched matrix products. Members may differ in ``norm_position``: each LayerNorm is applied to the
+    members that use it at that place (before the branch for Pre-LN, after the addition for Post-LN).
+    The loss to differentiate is the sum of the members' losses, so each member's parameters get exactly
+    their own gradient. :meth:`write_back` copies the trained parameters into the original models.
+    """
+
+    def __init__(self, models: list[TinyTransformer]):
+        if not models or not all(isinstance(m, TinyTransformer) for m in models):
+            raise TypeError("`models` must be a non-empty list of TinyTransformer.")
+        self.models = list(models)
+        first = models[0]
+        self.n_layers, self.n_heads = len(first.blocks), first.blocks[0].sublayers[0].n_heads
+        self.vocab, self.d_model = first.embed.weight.shape
+        for m in models:
+            if len(m.blocks) != self.n_layers or m.embed.weight.shape != first.embed.weight.shape:
+                raise ValueError("every member must have the same number of blocks, vocabulary and width.")
+            if m.pos.shape != first.pos.shape:
+                raise ValueError("every member must have the same sequence length.")
+            for block in m.blocks:
+                if block.alpha != 1.0 or not block.skip or len(block.sublayers) != 2:
+                    raise ValueError("members must be standard blocks (alpha = 1, skip, attention and MLP).")
+        # runs of consecutive members with the same norm position: (start, stop, is_pre)
+        kinds = [m.blocks[0].norm_position == "pre" for m in models]
+        starts = [i for i in range(len(kinds)) if i == 0 or kinds[i] != kinds[i - 1]]
+        self.segments = [(a, b, kinds[a]) for a, b in zip(starts, [*starts[1:], len(kinds)], strict=True)]
+        self.eps = first.blocks[0].norms[0].eps
+        self._tensors = [self._member_tensors(m) for m in models]
+        self.shapes = [t.shape for t in self._tensors[0]]
+        rows = [torch.cat([t.detach().reshape(-1) for t in ts]) for ts in self._tensors]
+        self.flat = torch.stack(rows).requires_grad_()
+
+    def _member_tensors(self, m: TinyTransformer) -> list[torch.Tensor]:
+        out = [m.embed.weight, m.pos]
+        for block in m.blocks:
+            att, mlp = block.sublayers
+            out += [att.q.weight, att.k.weight, att.v.weight, att.out.weight]
+            out += [mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias]
+            for norm in block.norms:
+                out += [norm.weight, norm.bias]
+        if isinstance(m.final, nn.LayerNorm):
+            out += [m.final.weight, m.final.bias]
+        else:  # Post-LN: no final LayerNorm; these entries are never used (and get no gradient)
+            out += [torch.ones(self.d_model), torch.zeros(self.d_model)]
+        return [*out, m.head.weight, m.head.bias]
+
+    def _params(self) -> list[torch.Tensor]:
+        sizes = [math.prod(s) for s in self.shapes]
+        n = self.flat.shape[0]
+        return [p.view(n, *s) for p, s in zip(self.flat.split(sizes, dim=1), self.shapes, strict=True)]
+
+    def _norm(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps)
+        return x * w.unsqueeze(1) + b.unsqueeze(1)
+
+    def _norm_where(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, pre: bool) -> torch.Tensor:
+        """LayerNorm for the members whose norm position is ``pre`` (True or False); the others pass."""
+        parts = [
+            self._norm(x[i:j], w[i:j], b[i:j]) if kind == pre else x[i:j] for i, j, kind in self.segments
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    @staticmethod
+    def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        if b is None:
+            return torch.bmm(x, w.transpose(1, 2))
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    def stream_last(self, tokens: torch.Tensor, params: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The stream after the last block, shape (members, batch, seq_len, d_model).
+
+        ``tokens`` has shape (members, batch, seq_len): each member reads its own row.
+        """
+        params = self._params() if params is None else params
+        n, batch, t = tokens.shape
+        d, h = self.d_model, self.n_heads
+        embed, pos, rest = params[0], params[1], iter(params[2:])
+        offsets = (torch.arange(n) * self.vocab).view(n, 1, 1)
+        x = (embed.reshape(n * self.vocab, d)[tokens + offsets] + pos.unsqueeze(1)).reshape(n, batch * t, d)
+        for _ in range(self.n_layers):
+            wq, wk, wv, wo, w1, b1, w2, b2 = (next(rest) for _ in range(8))
+            norms = [(next(rest), next(rest)) for _ in range(2)]
+
+            def attn(u, wq=wq, wk=wk, wv=wv, wo=wo):
+                def split(z):
+                    return z.view(n, batch, t, h, d // h).transpose(2, 3)
+
+                heads = attention(
+                    split(self._linear(u, wq)), split(self._linear(u, wk)), split(self._linear(u, wv))
+                )
+                return self._linear(heads.transpose(2, 3).reshape(n, batch * t, d), wo)
+
+            def mlp(u, w1=w1, b1=b1, w2=w2, b2=b2):
+                return self._linear(nn.functional.gelu(self._linear(u, w1, b1)), w2, b2)
+
+            for f, (nw, nb) in zip((attn, mlp), norms, strict=True):
+                # Pre-LN: x + F(LN(x)); Post-LN: LN(x + F(x)); each member gets its own form
+                x = self._norm_where(x + f(self._norm_where(x, nw, nb, pre=True)), nw, nb, pre=False)
+        return x.view(n, batch, t, d)
+
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits of every member, shape (members, batch, tokens, vocab)."""
+        params = self._params()
+        x = self.stream_last(tokens, params)
+        n, batch, t, d = x.shape
+        x = x.reshape(n, batch * t, d)
+        x = self._norm_where(x, params[-4], params[-3], pre=True)  # Pre-LN's final LayerNorm
+        return self._linear(x, params[-2], params[-1]).view(n, batch, t, -1)
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Copy the stacked parameters into the original models."""
+        for s, tensors in enumerate(self._tensors):
+            for t, p in zip(tensors, self._params(), strict=True):
+                t.copy_(p[s])
+
+
+def train_reversals(settings: list[dict], *, on_step=None, **common) -> list[ReversalRun]:
+    """Several :func:`train_reversal` runs side by side, one batched pass per step.
+
+    Each entry of ``settings`` holds the arguments that differ between runs (``norm_position``, ``seed``,
+    ``warmup``, ``lr``); ``common`` holds the shared ones (``steps``, ``n_layers``, ``d_model``, ``n_heads``,
+    ``seq_len``, ``vocab``, ``batch``). Every run gets the model, the batches and the Adam update it gets from
+    :func:`train_reversal` (the same initialization and data; the update is elementwise, so a stacked Adam
+    is the separate ones); the results agree up to float32 round-off, which the batched products order
+    differently. ``on_step(step, stacked)`` is called after every update with the
+    :class:`StackedTransformers`.
+    """
+    if not isinstance(settings, (list, tuple)) or not settings:
+        raise TypeError("`settings` must be a non-empty list of dicts.")
+    allowed = {"norm_position", "seed", "warmup", "lr"}
+    for kw in settings:
+        if not isinstance(kw, dict) or set(kw) - allowed or "norm_position" not in kw:
+            raise ValueError(f"each setting must be a dict with norm_position and any of {sorted(allowed)}.")
+    cfg = dict(steps=200, n_layers=6, d_model=32, n_heads=4, seq_len=12, vocab=16, batch=32)
+    unknown = set(common) - set(cfg)
+    if unknown:
+        raise TypeError(f"unknown argument(s) {sorted(unknown)}; shared arguments are {sorted(cfg)}.")
+    cfg.update(common)
+    steps, batch, seq_len, vocab = (
+        check_int(k, cfg[k], minimum=1) for k in ("steps", "batch", "seq_len", "vocab")
+    )
+    runs_kw = [dict(seed=0, warmup=0, lr=5e-3) | kw for kw in settings]
+    models, gens = [], []
+    for kw in runs_kw:
+        check_int("warmup", kw["warmup"], minimum=0)
+        check_float("lr", kw["lr"], minimum=0.0, strict_min=True)
+        runtime.manual_seed(kw["seed"])  # as train_reversal: the same initial weights
+        models.append(
+            TinyTransformer(
+                vocab, seq_len, cfg["d_model"], cfg["n_heads"], cfg["n_layers"], kw["norm_position"]
+            )
+        )
+        gens.append(runtime.generator(kw["seed"] + 1000))
+    stacked = StackedTransformers(models)
+    flat = stacked.flat
+    # a collapsed Post-LN run produces subnormal floats, which are slow on CPUs; flushing them to zero
+    # changes nothing above 1e-38 and is switched back off at the end
+    flush = torch.set_flush_denormal(True)
+    exp_avg, exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
+    beta1, beta2, eps = 0.9, 0.98, 1e-8
+    runs = [ReversalRun(m) for m in models]
+    for step in range(steps):
+        rates = [
+            kw["lr"] * min(1.0, (step + 1) / kw["warmup"]) if kw["warmup"] else kw["lr"] for kw in runs_kw
+        ]
+        data = [reversal_batch(batch, seq_len, vocab, g) for g in gens]
+        tokens = torch.stack([d[0] for d in data])
+        targets = torch.stack([d[1] for d in data])
+        logits = stacked.logits(tokens)
+        losses = (
+            nn.functional.cross_entropy(logits.flatten(0, 2), targets.flatten(), reduction="none")
+            .view(len(runs), -1)
+            .mean(1)
+        )
+        flat.grad = None
+        losses.sum().backward()
+        with torch.no_grad():  # Adam, as torch.optim.Adam computes it, with a learning rate per run
+            grad = flat.grad
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            t = step + 1
+            denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
+            step_size = torch.tensor([-r / (1 - beta1**t) for r in rates]).view(-1, 1)
+            flat.add_(exp_avg / denom * step_size)
+            acc = (logits.argmax(-1) == targets).float().flatten(1).mean(1)
+        for run, loss, a, rate in zip(runs, losses.tolist(), acc.tolist(), rates, strict=True):
+            run.loss.append(loss)
+            run.acc.append(a)
+            run.lr.append(rate)
+        if on_step is not None:
+            on_step(step, stacked)
+    if flush:
+        torch.set_flush_denormal(False)
+    stacked.write_back()
+    return runs

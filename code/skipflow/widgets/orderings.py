@@ -54,7 +54,7 @@ def ordering_gradients(
         runtime.manual_seed(seed)
         net = ordered_net(64, 10, n_blocks, width, ordering).to(device())
         if train_steps:
-            train(net, data, steps=train_steps, lr=lr, seed=seed, progress=False)
+            train(net, data, steps=train_steps, lr=lr, seed=seed, progress=False, final_eval=False)
         net.train()
         rows.append(stream_grad_norms(net, x, y).cpu())
     return torch.stack(rows)
@@ -109,8 +109,14 @@ def plot_ordering_gradients(
     return ax
 
 
-def ordering_explorer():  # pragma: no cover - interactive
-    """An ipywidgets explorer: pick an ordering, the number of blocks and a number of training steps."""
+def ordering_explorer(
+    precomputed: Mapping[tuple[str, int, int], torch.Tensor] | None = None,
+):  # pragma: no cover - interactive
+    """An ipywidgets explorer: pick an ordering, the number of blocks and a number of training steps.
+
+    ``precomputed`` maps ``(ordering, n_blocks, train_steps)`` to runs of :func:`ordering_gradients`
+    already measured with the default 3 seeds, which are drawn instead of measuring them again.
+    """
     import ipywidgets as widgets
     from IPython.display import display
 
@@ -131,7 +137,14 @@ def ordering_explorer():  # pragma: no cover - interactive
         with out:
             out.clear_output(wait=True)
             _fig, ax = plt.subplots()
-            plot_ordering_gradients(ordering.value, n_blocks.value, train_steps.value, ax=ax)
+            known = {
+                o: r
+                for (o, n, t), r in (precomputed or {}).items()
+                if (n, t) == (n_blocks.value, train_steps.value)
+            }
+            plot_ordering_gradients(
+                ordering.value, n_blocks.value, train_steps.value, ax=ax, precomputed=known or None
+            )
             plt.show()
 
     for control in (ordering, n_blocks, train_steps):
