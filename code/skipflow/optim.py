@@ -64,20 +64,31 @@ class SGD(_Optimizer):
 
     @torch.no_grad()
     def step(self) -> None:
-        """One update of every parameter that has a gradient."""
+        """One update of every parameter that has a gradient.
+
+        The arithmetic is the per-tensor rule in the class docstring, done for all tensors at once with
+        PyTorch's ``_foreach`` operations (one call per operation instead of one per tensor; the same
+        numbers, bit for bit).
+        """
         lr = self.param_groups[0]["lr"]
-        for p in self.params:
-            if p.grad is None:
-                continue
-            g = self._gradient(p)
-            if self.momentum:
-                state = self.state.setdefault(p, {})
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = g.clone()
-                else:
-                    state["momentum_buffer"].mul_(self.momentum).add_(g)
-                g = state["momentum_buffer"]
-            p.add_(g, alpha=-lr)
+        params = [p for p in self.params if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        if self.weight_decay:
+            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)  # g + weight_decay · θ
+        if self.momentum:
+            states = [self.state.setdefault(p, {}) for p in params]
+            old = [s["momentum_buffer"] for s in states if "momentum_buffer" in s]
+            old_grads = [g for g, s in zip(grads, states, strict=True) if "momentum_buffer" in s]
+            if old:
+                torch._foreach_mul_(old, self.momentum)  # b ← momentum · b + g
+                torch._foreach_add_(old, old_grads)
+            for g, s in zip(grads, states, strict=True):
+                if "momentum_buffer" not in s:
+                    s["momentum_buffer"] = g.clone()  # the first step: b = g
+            grads = [s["momentum_buffer"] for s in states]
+        torch._foreach_add_(params, grads, alpha=-lr)  # θ ← θ − lr · b
 
 
 class Adam(_Optimizer):
