@@ -165,15 +165,20 @@ def branch_scale_variances(
         net = normfree.build(BRANCH_SCALES[alpha], n_blocks, width=width).train()
         # normfree.stream_variances's loop (a test checks they agree), without its defensive deep copy of
         # the net, which this throwaway net does not need and which would double the cost of the grid.
-        with torch.no_grad():
-            h = net.stem(x)
-            v = [h.var()]
-            for block in net.blocks:
-                h = block(h)
-                v.append(h.var())
-        v = torch.stack(v).double()
-        rows.append(v / v[0])
+        rows.append(_relative_stream_variances(net, x))
     return torch.stack(rows)
+
+
+@torch.no_grad()
+def _relative_stream_variances(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Var(h_l) / Var(h_0) along the stream of a :mod:`skipflow.normfree` net, for l = 0 … L."""
+    h = net.stem(x)
+    v = [h.var()]
+    for block in net.blocks:
+        h = block(h)
+        v.append(h.var())
+    v = torch.stack(v).double()
+    return v / v[0]
 
 
 def _branch_scale_grid(
@@ -199,13 +204,7 @@ def _branch_scale_grid(
             with torch.no_grad():
                 for alpha in BRANCH_SCALES:
                     normfree.scale_branches(net, scale[alpha](n))
-                    h = net.stem(x)
-                    v = [h.var()]
-                    for block in net.blocks:
-                        h = block(h)
-                        v.append(h.var())
-                    v = torch.stack(v).double()
-                    out[alpha, n].append(v / v[0])
+                    out[alpha, n].append(_relative_stream_variances(net, x))
     return {key: torch.stack(rows) for key, rows in out.items()}
 
 
