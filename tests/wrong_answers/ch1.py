@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -58,7 +59,9 @@ def module_hooks(model, x, y):
         m.register_full_backward_hook(lambda mod, gin, gout, i=i: norms.__setitem__(i, gout[0].norm().item()))
         for i, m in enumerate(linears)
     ]
-    F.cross_entropy(model(x), y).backward()
+    with warnings.catch_warnings():  # PyTorch warns that the first layer's input needs no gradient: expected
+        warnings.simplefilter("ignore", UserWarning)
+        F.cross_entropy(model(x), y).backward()
     for handle in handles:
         handle.remove()
     return norms
