@@ -30,20 +30,28 @@ def run_once(path: Path, offset: int, timeout: int = 600) -> tuple[dict[str, tup
     """Execute ``path`` at one seed offset; return {claim: (value, condition)} and the failure, if any."""
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(_DUMP))
-    os.environ["SKIPFLOW_SEED_OFFSET"] = str(offset)
-    os.environ.setdefault("SKIPFLOW_PROGRESS", "0")
     client = nbclient.NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     failure = None
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells[:-1]):
-            try:
-                client.execute_cell(cell, index)
-            except CellExecutionError as error:
-                failure = str(error).strip().splitlines()[-1][:300]
-                break
-        client.execute_cell(nb.cells[-1], len(nb.cells) - 1)  # the ledger as far as the run got
+    saved = {name: os.environ.get(name) for name in ("SKIPFLOW_SEED_OFFSET", "SKIPFLOW_PROGRESS")}
+    os.environ["SKIPFLOW_SEED_OFFSET"] = str(offset)  # the kernel inherits this process's environment
+    os.environ.setdefault("SKIPFLOW_PROGRESS", "0")
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells[:-1]):
+                try:
+                    client.execute_cell(cell, index)
+                except CellExecutionError as error:
+                    failure = str(error).strip().splitlines()[-1][:300]
+                    break
+            client.execute_cell(nb.cells[-1], len(nb.cells) - 1)  # the ledger as far as the run got
+    finally:
+        for name, value in saved.items():  # leave the caller's environment as it was
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
     rows = json.loads(text.split("LEDGER", 1)[1]) if "LEDGER" in text else []
     return {claim: (value, condition) for claim, value, condition in rows}, failure
