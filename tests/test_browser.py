@@ -720,9 +720,12 @@ def _scratch_explorers() -> str:
         for res in (False, True)
     }
     orders = {(o, n): torch.rand(3, n + 1, generator=gen) + 1e-3 for o in ORDERINGS for n in (10, 50)}
+    losses = {(o, n): torch.rand(1, 20, generator=gen) + 1e-3 for o in ORDERINGS for n in (10, 50)}
     parts = [
         explorers.gradient_flow_explorer_html(depths=(10, 20), n_seeds=1, precomputed=flows),
-        explorers.ordering_explorer_html(n_blocks=(10, 50), n_seeds=3, precomputed=orders),
+        explorers.ordering_explorer_html(
+            n_blocks=(10, 50), n_seeds=3, precomputed=orders, precomputed_losses=losses
+        ),
         explorers.branch_scale_explorer_html(n_blocks=(4, 8), n_seeds=1, default_blocks=8),
     ]
     return "\n".join(f"<p>Explorer {e.name}</p>{e.html}" for e in parts)

@@ -22,6 +22,7 @@ from skipflow.widgets import (
     ORDERING_DEFAULTS,
     measure_gradient_flow,
     ordering_gradients,
+    ordering_training,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,9 @@ def flow() -> explorers.Explorer:
 
 @pytest.fixture(scope="module")
 def ordering() -> explorers.Explorer:
-    return explorers.ordering_explorer_html(n_blocks=(ORDERING_DEFAULTS["n_blocks"],), n_seeds=1)
+    return explorers.ordering_explorer_html(
+        n_blocks=(ORDERING_DEFAULTS["n_blocks"],), n_seeds=1, train_steps=3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,20 +103,61 @@ def test_gradient_flow_default_equals_the_live_function(flow: explorers.Explorer
 def test_ordering_default_equals_the_live_function(ordering: explorers.Explorer) -> None:
     live = ordering_gradients(ORDERING_DEFAULTS["ordering"], ORDERING_DEFAULTS["n_blocks"], 0, n_seeds=1)
     (record,) = ordering.record(
-        ordering=ORDERING_DEFAULTS["ordering"], blocks=ORDERING_DEFAULTS["n_blocks"], series="(a) original"
+        ordering=ORDERING_DEFAULTS["ordering"],
+        blocks=ORDERING_DEFAULTS["n_blocks"],
+        view="gradient",
+        series="(a) original",
     )
     assert record["med"] == explorers._summary(live)["med"]
     # the reference curve drawn next to every ordering is (e) at the same depth
-    (reference,) = ordering.record(ordering="original", series="(e) full pre-activation")
-    (own,) = ordering.record(ordering="full_preact")
+    (reference,) = ordering.record(ordering="original", view="gradient", series="(e) full pre-activation")
+    (own,) = ordering.record(ordering="full_preact", view="gradient")
     assert reference["med"] == own["med"]
 
 
+def test_ordering_training_face_equals_the_live_function(ordering: explorers.Explorer) -> None:
+    live = ordering_training(ORDERING_DEFAULTS["ordering"], ORDERING_DEFAULTS["n_blocks"], 3, n_seeds=1)
+    (record,) = ordering.record(ordering="original", view="loss", series="(a) original")
+    assert record["med"] == explorers._summary(live.losses)["med"]
+    assert record["x0"] == 1  # steps are counted from 1, block outputs from 0
+    (reference,) = ordering.record(ordering="original", view="loss", series="(e) full pre-activation")
+    (own,) = ordering.record(ordering="full_preact", view="loss")
+    assert reference["med"] == own["med"]
+
+
+def test_ordering_training_measures_the_same_runs_as_ordering_gradients() -> None:
+    trained = ordering_training("bn_after_add", 6, 4, n_seeds=2)
+    assert trained.losses.shape == (2, 4) and torch.isfinite(trained.losses).all()
+    torch.testing.assert_close(
+        trained.grads, ordering_gradients("bn_after_add", 6, 4, n_seeds=2), rtol=0, atol=0
+    )
+    with pytest.raises(ValueError, match="train_steps"):
+        ordering_training("original", 6, -1)
+
+
 def test_ordering_reuses_precomputed_runs() -> None:
-    fake = {(o, 50): torch.full((1, 51), 2.0) for o in ("original", "full_preact")}
-    explorer = explorers.ordering_explorer_html(n_blocks=(50,), n_seeds=1, precomputed=fake)
-    (record,) = explorer.record(ordering="original", series="(a) original")
+    from skipflow.orderings import ORDERINGS
+
+    fake = {(o, 50): torch.full((1, 51), 2.0) for o in ORDERINGS}
+    losses = {(o, 50): torch.full((1, 4), 3.0) for o in ORDERINGS}
+    explorer = explorers.ordering_explorer_html(
+        n_blocks=(50,), n_seeds=1, train_steps=4, precomputed=fake, precomputed_losses=losses
+    )
+    assert explorer.seconds < 5  # nothing was measured
+    (record,) = explorer.record(ordering="original", view="gradient", series="(a) original")
     assert record["med"] == [2.0] * 51
+    (record,) = explorer.record(ordering="original", view="loss", series="(a) original")
+    assert record["med"] == [3.0] * 4
+    with pytest.raises(ValueError, match="train_steps"):
+        explorers.ordering_explorer_html(
+            n_blocks=(50,), n_seeds=1, train_steps=5, precomputed=fake, precomputed_losses=losses
+        )
+
+
+def test_summary_leaves_a_gap_where_a_run_diverged() -> None:
+    runs = torch.tensor([[1.0, float("nan"), 2.0]])
+    assert explorers._summary(runs)["med"] == [1.0, None, 2.0]
+    assert "NaN" not in json.dumps(explorers._summary(runs))
 
 
 def test_branch_scale_default_equals_the_live_function(branch: explorers.Explorer) -> None:

@@ -121,3 +121,20 @@ def test_default_init_std_formula():
     assert models.default_init_std(12) == pytest.approx(1 / math.sqrt(36))
     with pytest.raises(ValueError, match="fan_in"):
         models.default_init_std(0)
+
+
+def test_first_blocks_shares_the_modules_of_the_deep_net():
+    from skipflow import orderings
+
+    torch.manual_seed(0)
+    deep = orderings.ordered_net(64, 10, 6, 16, "full_preact", norm=None)
+    short = deep.first_blocks(2)
+    assert short.n_blocks == 2 and short.head is deep.head and short.blocks[1] is deep.blocks[1]
+    x = torch.randn(5, 64)
+    expected = deep.head(deep.final(deep.blocks[1](deep.blocks[0](deep.stem(x)))))
+    torch.testing.assert_close(short(x), expected, rtol=0, atol=0)
+    assert deep.first_blocks(0).n_blocks == 0
+    with pytest.raises(ValueError, match="between 0 and the 6"):
+        deep.first_blocks(7)
+    with pytest.raises(TypeError, match="`n`"):
+        deep.first_blocks(2.0)

@@ -209,13 +209,16 @@ def _branch_scale_grid(
 
 
 def _summary(runs: torch.Tensor) -> dict[str, list[float]]:
-    """Median, min and max over the rows (seeds), rounded to 4 significant digits for the page."""
+    """Median, min and max over the rows (seeds), rounded to 4 significant digits for the page.
+
+    A value that is not finite (a training run that diverged) becomes None: JSON's null, a gap in the line.
+    """
     arr = runs.detach().double().cpu().numpy()
     if arr.ndim != 2:
         raise ValueError("`runs` must be 2-D: one row per seed.")
 
-    def r(values: np.ndarray) -> list[float]:
-        return [float(f"{v:.4g}") for v in values]
+    def r(values: np.ndarray) -> list[float | None]:
+        return [float(f"{v:.4g}") if math.isfinite(v) else None for v in values]
 
     return {"med": r(np.median(arr, axis=0)), "lo": r(arr.min(axis=0)), "hi": r(arr.max(axis=0))}
 
@@ -307,24 +310,29 @@ def gradient_flow_explorer_html(
 
 
 def ordering_explorer_html(
-    n_blocks: Sequence[int] = (10, 25, 50),
+    n_blocks: Sequence[int] = (10, 50),
     n_seeds: int = 3,
+    train_steps: int = 20,
     precomputed: Mapping[tuple, torch.Tensor] | None = None,
+    precomputed_losses: Mapping[tuple, torch.Tensor] | None = None,
 ) -> Explorer:
-    """Chapter 4's explorer: ‖∂𝓛/∂h_l‖ along the stream, at initialization, per ordering and depth.
+    """Chapter 4's explorer: per ordering and depth, ‖∂𝓛/∂h_l‖ at initialization and the training curve.
 
-    The grid is every ordering (a)–(e) of :mod:`skipflow.orderings` at every depth in ``n_blocks``, each
-    measured by :func:`skipflow.widgets.ordering_gradients` with ``n_seeds`` seeds (0 training steps);
-    the figure draws the chosen ordering next to (e) full pre-activation. ``precomputed`` maps
-    ``(ordering, n_blocks)`` to runs already measured with the same settings (e.g. the chapter's 50-block
-    measurement), which are reused. The default setting is ``ORDERING_DEFAULTS``.
+    The grid is every ordering (a)–(e) of :mod:`skipflow.orderings` at every depth in ``n_blocks``. The
+    "gradient" view draws :func:`skipflow.widgets.ordering_gradients` at initialization (``n_seeds``
+    seeds); the "loss" view draws the minibatch loss of the first ``train_steps`` SGD steps of one seed,
+    from :func:`skipflow.widgets.ordering_training`. Each view draws the chosen ordering next to (e) full
+    pre-activation. ``precomputed`` maps ``(ordering, n_blocks)`` to gradient runs already measured with
+    the same settings, and ``precomputed_losses`` to loss curves (one row), e.g. the chapter's 50-block
+    measurements; they are reused. The default setting is ``ORDERING_DEFAULTS``, gradient view.
     """
     from skipflow.orderings import ORDERING_LABELS, ORDERINGS
-    from skipflow.plots import COLORS
-    from skipflow.widgets.orderings import ORDERING_DEFAULTS, ordering_gradients
+    from skipflow.plots import ORDERING_COLORS
+    from skipflow.widgets.orderings import ORDERING_DEFAULTS, ordering_gradients, ordering_training
 
     n_blocks = _check_depths("n_blocks", n_blocks)
     check_int("n_seeds", n_seeds, minimum=1)
+    check_int("train_steps", train_steps, minimum=1)
     if ORDERING_DEFAULTS["n_blocks"] not in n_blocks:
         raise ValueError(f"`n_blocks` must include the default {ORDERING_DEFAULTS['n_blocks']}.")
     controls = (
@@ -336,59 +344,56 @@ def ordering_explorer_html(
             labels=tuple(ORDERING_LABELS[o] for o in ORDERINGS),
         ),
         Control("blocks", "blocks", tuple(n_blocks), ORDERING_DEFAULTS["n_blocks"], "radio"),
+        Control(
+            "view", "show", ("gradient", "loss"), "gradient", "radio", ("‖∂L/∂h_l‖ at init", "training loss")
+        ),
     )
     start = time.perf_counter()
     records = []
-    for setting in _grid(controls):
+    for setting in _grid(controls, skip=("view",)):
         key = (setting["ordering"], setting["blocks"])
+        series = ORDERING_LABELS[setting["ordering"]]
         runs = _lookup(precomputed, key, n_seeds)
         if runs is None:
             runs = ordering_gradients(*key, 0, n_seeds=n_seeds)
-        records.append({**setting, "series": ORDERING_LABELS[setting["ordering"]], **_summary(runs)})
+        records.append({**setting, "view": "gradient", "x0": 0, "series": series, **_summary(runs)})
+        losses = _lookup(precomputed_losses, key, 1)
+        if losses is None:
+            losses = ordering_training(*key, train_steps, n_seeds=1).losses
+        if losses.shape[1] != train_steps:
+            raise ValueError(f"`precomputed_losses[{key!r}]` must have train_steps = {train_steps} columns.")
+        records.append({**setting, "view": "loss", "x0": 1, "series": series, **_summary(losses)})
     seconds = time.perf_counter() - start
-    # The reference curve: (e) at the chosen depth, drawn under its own series name.
+    # The reference curves: (e) at the chosen depth, drawn under its own series name.
     for r in [r for r in records if r["ordering"] == "full_preact"]:
         for other in ORDERINGS:
             if other != "full_preact":
                 records.append({**r, "ordering": other, "series": ORDERING_LABELS["full_preact"]})
     labels = [ORDERING_LABELS[o] for o in ORDERINGS]
-    palette = _ordering_colors(COLORS)
+    names = json.dumps(dict(zip(ORDERINGS, labels, strict=True)), ensure_ascii=False)
     spec = _line_spec(
         records,
         controls,
-        filter_expr="datum.ordering == ordering && datum.blocks == blocks",
-        x_title="block output l (0 = stem output)",
-        y_title="‖∂L/∂h_l‖ (log scale)",
-        x_start=0,
+        filter_expr="datum.ordering == ordering && datum.blocks == blocks && datum.view == view",
+        x_title="block output l (gradient) · SGD step (loss)",
+        y_title="‖∂L/∂h_l‖ or minibatch loss (log scale)",
+        x_start="x0",
         color_field="series",
         color_domain=labels,
-        color_range=[palette[o] for o in ORDERINGS],
+        color_range=[ORDERING_COLORS[o] for o in ORDERINGS],
         title_expr=(
-            "['Gradient on the stream at initialization', "
-            + json.dumps(dict(zip(ORDERINGS, labels, strict=True)), ensure_ascii=False)
+            f"[view == 'loss' ? 'Training loss, first {train_steps} SGD steps (lr 0.1, 1 seed)'"
+            f" : 'Gradient on the stream at initialization ({n_seeds} seeds)', "
+            + names
             + "[ordering] + ', ' + blocks + ' blocks']"
         ),
-        subtitle=[f"{n_seeds} seeds, median and min–max band;", "(e) full pre-activation for reference"],
+        subtitle=["median and min–max band over seeds;", "(e) full pre-activation for reference"],
         legend_values=(
-            json.dumps(dict(zip(ORDERINGS, labels, strict=True)), ensure_ascii=False)
-            + "[ordering] == '(e) full pre-activation' ? ['(e) full pre-activation'] : ["
-            + json.dumps(dict(zip(ORDERINGS, labels, strict=True)), ensure_ascii=False)
-            + "[ordering], '(e) full pre-activation']"
+            f"{names}[ordering] == '(e) full pre-activation' ? ['(e) full pre-activation'] : "
+            f"[{names}[ordering], '(e) full pre-activation']"
         ),
     )
-    return _finish("ordering", controls, records, spec, seconds, color_field="series", x_start=0)
-
-
-def _ordering_colors(colors: Mapping[str, str]) -> dict[str, str]:
-    """A colour per ordering: skipflow.plots.ORDERING_COLORS if the book defines one, else a fixed set."""
-    from skipflow import plots
-    from skipflow.orderings import ORDERINGS
-
-    given = getattr(plots, "ORDERING_COLORS", None)
-    if isinstance(given, Mapping) and all(o in given for o in ORDERINGS):
-        return {o: str(given[o]) for o in ORDERINGS}
-    fixed = ["#d68910", "#7d3c98", "#17a589", "#a04000", colors["pre"]]
-    return dict(zip(ORDERINGS, fixed, strict=True))
+    return _finish("ordering", controls, records, spec, seconds, color_field="series", x_start="x0")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -485,7 +490,7 @@ def _line_spec(
     filter_expr: str,
     x_title: str,
     y_title: str,
-    x_start: int,
+    x_start: int | str,
     color_field: str,
     color_domain: list[str],
     color_range: list[str],
@@ -494,7 +499,11 @@ def _line_spec(
     dash_field: str | None = None,
     legend_values: str | None = None,
 ) -> dict[str, Any]:
-    """A Vega-Lite spec: median lines with min-max bands of the records that match the controls."""
+    """A Vega-Lite spec: median lines with min-max bands of the records that match the controls.
+
+    Point i of a record is drawn at x = ``x_start`` + i; ``x_start`` may name a field of the records
+    instead, for explorers whose views start counting at different places.
+    """
     color = {
         "field": color_field,
         "type": "nominal",
@@ -547,7 +556,7 @@ def _line_spec(
             {"filter": filter_expr},
             {"flatten": ["med", "lo", "hi"]},
             {"window": [{"op": "row_number", "as": "row"}], "groupby": [color_field]},
-            {"calculate": f"datum.row - {1 - x_start}", "as": "x"},
+            {"calculate": f"datum.row - 1 + {_x_start_expr(x_start)}", "as": "x"},
         ],
         "encoding": {
             "x": {"field": "x", "type": "quantitative", "title": x_title, "axis": {"tickMinStep": 1}}
@@ -571,6 +580,10 @@ def _line_spec(
     }
 
 
+def _x_start_expr(x_start: int | str) -> str:
+    return f"datum[{json.dumps(x_start)}]" if isinstance(x_start, str) else str(int(x_start))
+
+
 def _finish(
     name: str,
     controls: tuple[Control, ...],
@@ -578,7 +591,7 @@ def _finish(
     spec: dict[str, Any],
     seconds: float,
     color_field: str,
-    x_start: int,
+    x_start: int | str,
 ) -> Explorer:
     default = {c.name: c.default for c in controls}
     png = _fallback_png(records, controls, spec, color_field, x_start)
@@ -604,7 +617,7 @@ def _fallback_png(
     controls: Sequence[Control],
     spec: dict[str, Any],
     color_field: str,
-    x_start: int,
+    x_start: int | str,
 ) -> bytes:
     """The figure at the default setting, drawn with matplotlib from the same records, as a PNG."""
     from matplotlib.figure import Figure  # no pyplot: the notebook's figures and backend are left alone
@@ -619,10 +632,11 @@ def _fallback_png(
         if not _matches(r, default):
             continue
         series = r[color_field]
-        xs = np.arange(len(r["med"])) + x_start
+        xs = np.arange(len(r["med"])) + (r[x_start] if isinstance(x_start, str) else x_start)
+        med, lo, hi = (np.array(r[k], dtype=float) for k in ("med", "lo", "hi"))  # None (diverged) -> NaN
         dashed = "prediction" in str(series)
-        ax.plot(xs, r["med"], color=colors[series], label=series, ls="--" if dashed else "-")
-        ax.fill_between(xs, r["lo"], r["hi"], color=colors[series], alpha=0.18, lw=0)
+        ax.plot(xs, med, color=colors[series], label=series, ls="--" if dashed else "-")
+        ax.fill_between(xs, lo, hi, color=colors[series], alpha=0.18, lw=0)
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(spec["encoding"]["x"]["title"])

@@ -47,6 +47,18 @@ class Net(nn.Module):
         """The number of blocks (plain layers or residual blocks) between stem and head."""
         return len(self.blocks)
 
+    def first_blocks(self, n: int) -> Net:
+        """The network made of this one's stem, its first ``n`` blocks, its final part and its head.
+
+        The modules are shared, not copied: nets of several depths cut from one deep net differ only in the
+        blocks a signal crosses, and cost nothing to build.
+        """
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"`n` must be an int, got {type(n).__name__}.")
+        if not 0 <= n <= len(self.blocks):
+            raise ValueError(f"`n` must be between 0 and the {len(self.blocks)} blocks of this net, got {n}.")
+        return Net(self.stem, list(self.blocks[:n]), self.final, self.head)
+
 
 def init_weights(model: nn.Module, init: str, activation: str = "relu") -> nn.Module:
     """Re-initialize every Linear/Conv2d weight of ``model`` in place and return it.

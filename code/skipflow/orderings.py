@@ -17,7 +17,7 @@ a constant, or a gate) and ``after`` what follows the addition. :func:`ordered_n
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -396,36 +396,83 @@ def train_seeds(
     call per operation for all seeds instead of one per seed. Models it cannot widen (shortcut dropout,
     convolutions, LayerNorm), a ``grad_clip``, or a loss that becomes NaN fall back to one seed at a time.
     """
+    if not callable(build):
+        raise TypeError(f"`build` must be a function returning a model, got {type(build).__name__}.")
+    hooks = None if on_step is None else {"": on_step}
+    return train_configs({"": build}, data, seeds, hooks, side_by_side, **train_kwargs)[""]
+
+
+def train_configs(
+    builds: Mapping[str, Callable[[], nn.Module]],
+    data: Split,
+    seeds: Sequence[int] = (0, 1),
+    on_step: Mapping[str, Callable[[int, nn.Module], None]] | None = None,
+    side_by_side: bool = False,
+    **train_kwargs: object,
+) -> dict[str, list[History]]:
+    """:func:`train_seeds` for several settings at once: ``{name: histories}``, one history per seed.
+
+    ``on_step[name]``, if given, is attached to the first seed's run of setting ``name``. With
+    ``side_by_side=True``, settings whose networks differ only in ``final`` and ``head`` (such as chapter
+    4's post-activation net and its control with a BN before the head) train together with all their
+    seeds in one wide network; the result is the same, up to float round-off, as training each on its own.
+    """
     from skipflow.runtime import device
     from skipflow.train import train
 
-    if not callable(build):
-        raise TypeError(f"`build` must be a function returning a model, got {type(build).__name__}.")
+    if not isinstance(builds, Mapping) or not builds:
+        raise TypeError("`builds` must be a non-empty mapping {name: function returning a model}.")
+    for name, build in builds.items():
+        if not callable(build):
+            raise TypeError(f"`builds[{name!r}]` must be a function returning a model.")
+    hooks = dict(on_step or {})
+    unknown = set(hooks) - set(builds)
+    if unknown:
+        raise ValueError(f"`on_step` names {sorted(unknown)} are not in `builds` ({sorted(builds)}).")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("`seeds` must list at least one seed, e.g. (0, 1).")
-    if side_by_side and len(seeds) > 1 and train_kwargs.get("grad_clip") is None:
+    out: dict[str, list[History]] = {}
+    if side_by_side and train_kwargs.get("grad_clip") is None:
         from skipflow import stacked
 
-        models = []
-        for seed in seeds:
-            runtime.manual_seed(seed)
-            models.append(build().to(device()))
-        if stacked.can_widen(models):
-            options = {k: v for k, v in train_kwargs.items() if k not in ("grad_clip", "seed")}
-            result = stacked.train_side_by_side(models, data, seeds, on_step=on_step, **options)
+        models = {}
+        for name, build in builds.items():
+            models[name] = []
+            for seed in seeds:
+                runtime.manual_seed(seed)
+                models[name].append(build().to(device()))
+        groups: list[list[str]] = []  # settings whose models widen together
+        for name in builds:
+            for group in groups:
+                if stacked.can_widen([models[group[0]][0], models[name][0]]):
+                    group.append(name)
+                    break
+            else:
+                groups.append([name])
+        options = {k: v for k, v in train_kwargs.items() if k not in ("grad_clip", "seed")}
+        for group in groups:
+            nets = [net for name in group for net in models[name]]
+            if len(nets) < 2 or not stacked.can_widen(nets):
+                continue
+            callbacks = {i * len(seeds): hooks[name] for i, name in enumerate(group) if name in hooks}
+            result = stacked.train_side_by_side(nets, data, seeds * len(group), on_step=callbacks, **options)
             if result is not None:
-                return result
-    histories = []
-    for i, seed in enumerate(seeds):
-        runtime.manual_seed(seed)
-        model = build().to(device())
-        hook = on_step if i == 0 else None
-        histories.append(train(model, data, seed=seed, on_step=hook, **train_kwargs))
-    return histories
+                for i, name in enumerate(group):
+                    out[name] = result[i * len(seeds) : (i + 1) * len(seeds)]
+    for name, build in builds.items():
+        if name in out:
+            continue
+        out[name] = []
+        for i, seed in enumerate(seeds):
+            runtime.manual_seed(seed)
+            model = build().to(device())
+            hook = hooks.get(name) if i == 0 else None
+            out[name].append(train(model, data, seed=seed, on_step=hook, **train_kwargs))
+    return {name: out[name] for name in builds}
 
 
-__all__ += ["train_seeds"]
+__all__ += ["train_configs", "train_seeds"]
 
 
 def stream_and_branch_rms(model: Net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

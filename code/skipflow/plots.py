@@ -20,6 +20,15 @@ COLORS = {
     "post": "#d68910",
     "neutral": "#566573",
 }
+#: One colour per block ordering of chapter 4, (a)-(e), in every figure and explorer: (a) original shares
+#: post-activation's colour and (e) full pre-activation shares pre-activation's.
+ORDERING_COLORS = {
+    "original": COLORS["post"],
+    "bn_after_add": "#7d3c98",
+    "relu_before_add": "#17a589",
+    "relu_only_preact": "#a04000",
+    "full_preact": COLORS["pre"],
+}
 CYCLE = ["#2471a3", "#c0392b", "#229954", "#d68910", "#7d3c98", "#17a589", "#566573", "#a04000"]
 
 
