@@ -9,6 +9,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# One PyTorch thread per test process, as in the chapters (skipflow.setup_notebook). `make test` runs two
+# test processes on two cores; with PyTorch's default of one thread per core each, the OpenMP threads of
+# one process spin while the other computes, and a 7-second test took 130 seconds.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
