@@ -37,3 +37,19 @@ def test_sweep_lists_each_claim_per_offset_and_where_a_run_stopped(tmp_path, mon
     assert constant_row.endswith("| 7 | — |")  # offset 2 stopped before this claim
     assert "**offset 2 stopped:**" in table and "**offset 0 stopped:**" not in table
     assert "SKIPFLOW_SEED_OFFSET" not in os.environ  # the caller's environment is left as it was
+
+
+def test_keep_going_marks_a_failed_claim_and_runs_on(tmp_path, monkeypatch):
+    monkeypatch.delenv("SKIPFLOW_SEED_OFFSET", raising=False)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(CLAIMS)]
+    path = tmp_path / "page.ipynb"
+    nbformat.write(nb, path)
+    table = seed_sweep.sweep(path, [2], keep_going=True)
+    offset_row = next(r for r in table.splitlines() if r.startswith("| the offset is at most 1"))
+    assert offset_row.endswith("| FAIL 2 |")
+    constant_row = next(r for r in table.splitlines() if r.startswith("| a constant"))
+    assert constant_row.endswith("| 7 |")  # the run went on past the failed claim
+    assert "stopped:**" not in table
+    assert seed_sweep.main([str(path), "--offsets", "2", "--keep-going"]) == 1  # a FAIL still fails the sweep
