@@ -6,7 +6,10 @@ The book inserts measured numbers into sentences with myst-nb's ``glue``. Colab 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import textwrap
+from collections.abc import Iterator
 
 import torch
 
@@ -84,3 +87,25 @@ def _inline_figures() -> None:
         import matplotlib
 
         matplotlib.use("module://matplotlib_inline.backend_inline")
+
+
+@contextlib.contextmanager
+def expect_error(kind: type[BaseException] = Exception, contains: str | None = None) -> Iterator[None]:
+    """Run a block that must fail with ``kind``; print only the error, wrapped to the page's column.
+
+    For the chapters' intentional errors: the reader sees the message that matters rather than a long
+    traceback through PyTorch's internals, and the book checks that the error really happens. If the
+    block raises nothing (or the message lacks ``contains``), this raises ``AssertionError``; an error of
+    another type propagates unchanged.
+    """
+    if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+        raise TypeError(f"`kind` must be an exception class such as RuntimeError, got {kind!r}.")
+    try:
+        yield
+    except kind as error:
+        if contains is not None and contains not in str(error):
+            raise AssertionError(f"expected {kind.__name__} mentioning {contains!r}, got: {error}") from error
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(textwrap.fill(f"{type(error).__name__} (as expected): {first_line}", width=100))
+    else:
+        raise AssertionError(f"expected the code to raise {kind.__name__}, but it ran without an error")
