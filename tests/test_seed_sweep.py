@@ -21,13 +21,19 @@ skipflow.claims.check_between("a constant", 7, low=7, high=7, why="a test")
 """
 
 
-def test_sweep_lists_each_claim_per_offset_and_where_a_run_stopped(tmp_path, monkeypatch):
-    monkeypatch.delenv("SKIPFLOW_SEED_OFFSET", raising=False)
+def _page(folder):
+    """A two-cell notebook: the setup, then one claim that fails above offset 1 and one that always holds."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(CLAIMS)]
-    path = tmp_path / "page.ipynb"
+    path = folder / "page.ipynb"
     nbformat.write(nb, path)
+    return path
+
+
+def test_sweep_lists_each_claim_per_offset_and_where_a_run_stopped(tmp_path, monkeypatch):
+    monkeypatch.delenv("SKIPFLOW_SEED_OFFSET", raising=False)
+    path = _page(tmp_path)
     table = seed_sweep.sweep(path, [0, 2])
     rows = table.splitlines()
     assert rows[0] == "| claim | condition | offset 0 | offset 2 |"
@@ -41,11 +47,7 @@ def test_sweep_lists_each_claim_per_offset_and_where_a_run_stopped(tmp_path, mon
 
 def test_keep_going_marks_a_failed_claim_and_runs_on(tmp_path, monkeypatch):
     monkeypatch.delenv("SKIPFLOW_SEED_OFFSET", raising=False)
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(CLAIMS)]
-    path = tmp_path / "page.ipynb"
-    nbformat.write(nb, path)
+    path = _page(tmp_path)
     table = seed_sweep.sweep(path, [2], keep_going=True)
     offset_row = next(r for r in table.splitlines() if r.startswith("| the offset is at most 1"))
     assert offset_row.endswith("| FAIL 2 |")

@@ -40,11 +40,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from skipflow import optim
-from skipflow._validate import check_choice, check_float, check_int
 from skipflow.data import Split, batches
 from skipflow.models import Net
 from skipflow.runtime import seed_everything
-from skipflow.train import OPTIMIZERS, History, _record_eval
+from skipflow.train import History, _record_eval, check_training_args
 
 __all__ = ["can_widen", "train_side_by_side", "widen"]
 
@@ -243,12 +242,7 @@ def train_side_by_side(
     nets, seeds = list(nets), list(seeds)
     if len(nets) != len(seeds):
         raise ValueError(f"Got {len(nets)} networks but {len(seeds)} seeds; pass one seed per network.")
-    check_int("steps", steps, minimum=1)
-    check_float("lr", lr, minimum=0.0, strict_min=True)
-    check_int("batch_size", batch_size, minimum=1)
-    check_float("momentum", momentum, minimum=0.0, maximum=1.0)
-    check_float("weight_decay", weight_decay, minimum=0.0)
-    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_training_args(steps, lr, batch_size, momentum, weight_decay, optimizer)
     if data.n_classes is None:
         raise ValueError("train_side_by_side handles classification data only.")
     callbacks = dict(on_step) if isinstance(on_step, Mapping) else {} if on_step is None else {0: on_step}

@@ -115,12 +115,7 @@ def train(
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
     if not isinstance(data, Split):
         raise TypeError(f"`data` must be a skipflow.data.Split, got {type(data).__name__}.")
-    check_int("steps", steps, minimum=1)
-    check_float("lr", lr, minimum=0.0, strict_min=True)
-    check_int("batch_size", batch_size, minimum=1)
-    check_float("momentum", momentum, minimum=0.0, maximum=1.0)
-    check_float("weight_decay", weight_decay, minimum=0.0)
-    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_training_args(steps, lr, batch_size, momentum, weight_decay, optimizer)
     if eval_every is not None:
         check_int("eval_every", eval_every, minimum=1)
     if grad_clip is not None:
@@ -163,6 +158,18 @@ def train(
         _record_eval(model, data, history, len(history.loss))
     history.seconds = time.perf_counter() - start
     return history
+
+
+def check_training_args(
+    steps: int, lr: float, batch_size: int, momentum: float, weight_decay: float, optimizer: str
+) -> None:
+    """Raise ``ValueError``/``TypeError`` naming the first bad training argument (shared by the loops)."""
+    check_int("steps", steps, minimum=1)
+    check_float("lr", lr, minimum=0.0, strict_min=True)
+    check_int("batch_size", batch_size, minimum=1)
+    check_float("momentum", momentum, minimum=0.0, maximum=1.0)
+    check_float("weight_decay", weight_decay, minimum=0.0)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
 
 
 def _record_eval(model: nn.Module, data: Split, history: History, step: int) -> None:
