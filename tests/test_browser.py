@@ -34,6 +34,7 @@ import json
 import os
 import re
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -114,6 +115,10 @@ def colab_url_for(docname: str, root: Path = ROOT) -> str:
 PAGES = toc_docnames()
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 64  # two Chromiums open many connections at once; the default backlog is 5
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # the test reports failures itself
         pass
@@ -123,7 +128,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def serve(directory: Path) -> Iterator[str]:
     """Serve ``directory`` on a free port of 127.0.0.1 from a thread; yields the base URL."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
@@ -190,6 +195,10 @@ class PageProbe:
         self.base_url = base_url
         self.failed: list[str] = []
         self.console: list[str] = []
+        self.in_flight: dict[object, str] = {}  # request -> URL, for a stalled load's report
+        page.on("request", lambda request: self.in_flight.__setitem__(request, request.url))
+        page.on("requestfinished", lambda request: self.in_flight.pop(request, None))
+        page.on("requestfailed", lambda request: self.in_flight.pop(request, None))
         page.on("requestfailed", self._on_failed)
         page.on("response", self._on_response)
         page.on("console", self._on_console)
@@ -516,6 +525,20 @@ def check_explorers(page, timeout_ms: int = EXPLORER_TIMEOUT_MS) -> list[str]:
     return problems
 
 
+STALL = "the page's requests never settled"
+
+
+def wait_network_idle(page, probe: PageProbe, timeout_ms: int = TIMEOUT_MS) -> list[str]:
+    """Wait until the page has made no request for 500 ms; a stall is returned as a problem naming the
+    requests still in flight (instead of a bare timeout), so a rerun and the report can tell what hung."""
+    try:
+        page.wait_for_load_state("networkidle", timeout=timeout_ms)
+    except Exception:
+        pending = sorted(set(probe.in_flight.values())) or ["none in flight"]
+        return [f"{STALL} within {timeout_ms / 1000:.0f} s; pending: {', '.join(pending)}"]
+    return []
+
+
 def page_problems(
     context,
     base_url: str,
@@ -529,7 +552,7 @@ def page_problems(
     problems: list[str] = []
     try:
         page.goto(base_url + f"{docname}.html", wait_until="load")
-        page.wait_for_load_state("networkidle")
+        problems += wait_network_idle(page, probe)
 
         broken = page.evaluate(WAIT_FOR_IMAGES)
         problems += [f"image does not load: {src}" for src in broken]
@@ -569,7 +592,7 @@ def page_problems(
             page.screenshot(path=str(screenshot), full_page=True)
 
         problems += check_solutions(page)
-        page.wait_for_load_state("networkidle")
+        problems += wait_network_idle(page, probe)
     finally:
         page.close()
     problems += [f"local request failed: {failure}" for failure in probe.failed]
@@ -585,6 +608,11 @@ def test_page(browser_context, base_url: str, docname: str) -> None:
     assert html_file.is_file(), f"{docname} is in _toc.yml but {html_file} was not built"
     shot = SCREENSHOTS / f"{docname.replace('/', '__')}.png"
     problems = page_problems(browser_context, base_url, docname, screenshot=shot)
+    if any(p.startswith(STALL) for p in problems):
+        # Once in ~30 CI runs a page's load never reached network idle (2 shared cores, two Chromiums and
+        # a Python file server). A page that stalls twice in a row fails; one stall is reported, not fatal.
+        warnings.warn(f"{docname}: first load stalled, retried: {problems}", stacklevel=1)
+        problems = page_problems(browser_context, base_url, docname, screenshot=shot)
     assert not problems, f"{docname}.html:\n  " + "\n  ".join(problems)
 
 
@@ -683,6 +711,22 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
     if not any(message in problems for message in math_messages):
         missed.append("MathJax check")
     assert not missed, f"these checks did not fire: {missed}; reported:\n{problems}"
+
+
+def test_a_stalled_load_is_reported(browser, tmp_path: Path) -> None:
+    """A request that never answers is reported by name, as a stall, instead of a bare timeout."""
+    (tmp_path / "index.html").write_text('<!doctype html><img src="held.png">', encoding="utf-8")
+    with serve(tmp_path) as url, open_context(browser, url, block_remote=True) as context:
+        context.route("**/held.png", lambda route_: None)  # neither continued nor aborted: in flight
+        page = context.new_page()
+        probe = PageProbe(page, url)
+        try:
+            page.goto(url + "index.html", wait_until="domcontentloaded")
+            problems = wait_network_idle(page, probe, timeout_ms=1_500)
+        finally:
+            page.close()
+    assert len(problems) == 1 and problems[0].startswith(STALL), problems
+    assert "held.png" in problems[0], problems
 
 
 def _read(path: Path) -> str:
