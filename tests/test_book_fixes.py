@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-from book_fixes import TRACEBACK_NOTE, last_line_of_traceback
+from book_fixes import TRACEBACK_NOTE, last_line_of_traceback, number_per_chapter
 
 TRACEBACK = """---------------------------------------------------------------------------
 RuntimeError                              Traceback (most recent call last)
@@ -34,3 +35,23 @@ def test_a_message_continued_on_indented_lines_is_kept_whole():
 
 def test_an_empty_traceback_is_left_alone():
     assert last_line_of_traceback("") == ""
+
+
+def test_numbers_restart_in_every_chapter():
+    env = SimpleNamespace(
+        toc_fignumbers={
+            "intro": {"figure": {"fig-a": (1,)}},
+            "chapters/01_x": {"figure": {"f2": (3,), "f1": (2,)}, "exercise": {"e1": (2,)}},
+            "chapters/04_y": {"figure": {"g1": (4,)}, "exercise": {"e9": (9,), "e10": (10,)}},
+        }
+    )
+    changed = number_per_chapter(None, env)
+    assert changed == ["chapters/01_x", "chapters/04_y"]
+    assert env.toc_fignumbers["intro"] == {"figure": {"fig-a": (1,)}}  # not a chapter: left alone
+    assert env.toc_fignumbers["chapters/01_x"] == {
+        "figure": {"f1": (1, 1), "f2": (1, 2)},
+        "exercise": {"e1": (1, 1)},
+    }
+    # page order is kept: (9,) before (10,), compared as numbers, not as text
+    assert env.toc_fignumbers["chapters/04_y"]["exercise"] == {"e9": (4, 1), "e10": (4, 2)}
+    assert number_per_chapter(None, env) == []  # already per chapter: nothing to rewrite

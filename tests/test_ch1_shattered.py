@@ -147,3 +147,33 @@ def test_glue_figure_renders_once_and_closes_the_figure(monkeypatch):
     assert not plt.fignum_exists(fig.number)  # closed: the inline backend will not render it again
     with pytest.raises(ValueError, match="identifier"):
         glue_figure("not a name", fig)
+
+
+def test_rendered_text_px_follows_the_column():
+    import matplotlib.pyplot as plt
+    from skipflow.plots import COLUMN_PX, rendered_text_px
+
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    ax.set_title("t", fontsize=9)
+    ax.tick_params(labelsize=12)
+    # 500 px wide fits the column: 9 pt at 100 dpi is 12.5 px
+    assert rendered_text_px(fig) == pytest.approx(9 / 72 * 100)
+    fig.set_size_inches(2 * COLUMN_PX / 100, 3)  # twice the column: shrunk by half
+    assert rendered_text_px(fig) == pytest.approx(9 / 72 * 100 / 2)
+    ax.title.set_visible(False)  # hidden text does not count: the 12-pt tick labels are now the smallest
+    assert rendered_text_px(fig) == pytest.approx(12 / 72 * 100 / 2)
+    with pytest.raises(ValueError, match="column_px"):
+        rendered_text_px(fig, column_px=0)
+    plt.close(fig)
+
+
+def test_glue_figure_refuses_a_figure_too_small_to_read(monkeypatch):
+    import matplotlib.pyplot as plt
+    import myst_nb
+
+    calls = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: calls.append(name))
+    fig, _ = plt.subplots(1, 3, figsize=(16, 4))  # 1600 px shrunk to 690: 10-pt ticks become 6 px
+    with pytest.raises(ValueError, match=r"fig_wide.*px"):
+        glue_figure("fig_wide", fig)
+    assert calls == [] and not plt.fignum_exists(fig.number)  # not glued, and closed

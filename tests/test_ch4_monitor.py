@@ -112,3 +112,35 @@ def test_plot_ordering_gradients_uses_precomputed_runs_and_checks_their_shape():
     plt.close("all")
     with pytest.raises(ValueError, match="precomputed"):
         skipflow.widgets.plot_ordering_gradients("original", n_blocks=5, precomputed=runs)
+
+
+def _monitor_with(scale: float) -> GradWeightMonitor:
+    monitor = GradWeightMonitor()
+    lin = torch.nn.Linear(3, 2)
+    for step in range(3):
+        lin.weight.grad = scale * lin.weight.detach().clone()
+        monitor(step, torch.nn.Sequential(lin))
+    return monitor
+
+
+def test_plot_monitors_shares_one_colour_scale():
+    from skipflow.monitor import plot_monitors
+
+    small, large = _monitor_with(1e-6), _monitor_with(1e-1)
+    fig = plot_monitors({"small": small, "large": large})
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 2
+    # one scale for both panels, spanning both monitors' log10 ratios (about -6 and -1)
+    assert images[0].get_clim() == images[1].get_clim()
+    low, high = images[0].get_clim()
+    assert low == pytest.approx(-6, abs=0.01) and high == pytest.approx(-1, abs=0.01)
+    assert sum(1 for ax in fig.axes if not ax.images) == 1  # one colour bar for all panels
+    plt.close("all")
+
+
+@pytest.mark.parametrize("bad, err", [({}, ValueError), ([], ValueError), ({"a": object()}, TypeError)])
+def test_plot_monitors_rejects_bad_input(bad, err):
+    from skipflow.monitor import plot_monitors
+
+    with pytest.raises(err, match="monitors"):
+        plot_monitors(bad)

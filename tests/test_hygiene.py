@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,20 @@ def test_rules_catch_a_missing_or_unfolded_ledger(good_notebook):
     assert any("remove-input" in p for p in problems_of(path, shown))
     late = _with_cell(nb, _code_cell("skipflow.claims.check_between('x', 1, 0, why='w')"), len(nb["cells"]))
     assert any("after the ledger" in p for p in problems_of(path, late))
+
+
+def duplicate_reference_links(bib: str) -> list[str]:
+    """Entries whose `url` is the arXiv page of their own `eprint`: their reference shows one link twice."""
+    found = []
+    for entry in re.split(r"(?m)^@", bib):
+        key = entry.split("{", 1)[-1].split(",", 1)[0].strip()
+        eprint = re.search(r"eprint\s*=\s*\{([^}]*)\}", entry)
+        if eprint and re.search(r"url\s*=\s*\{https?://arxiv\.org/abs/" + re.escape(eprint.group(1)), entry):
+            found.append(key)
+    return found
+
+
+def test_each_reference_prints_one_link():
+    assert duplicate_reference_links((ROOT / "references.bib").read_text(encoding="utf-8")) == []
+    twice = "@article{k1,\n  eprint = {1512.03385},\n  url = {https://arxiv.org/abs/1512.03385}\n}\n"
+    assert duplicate_reference_links(twice) == ["k1"]

@@ -45,6 +45,9 @@ def glue_figure(name: str, fig: object) -> None:
     ``remove-output`` so the book shows it only in the numbered, captioned figure. Without myst-nb (Colab)
     nothing is glued and the figure is shown as usual. Returns nothing, so that a call on a cell's last line
     does not display the figure once more.
+
+    A figure whose smallest text would render below ``plots.MIN_TEXT_PX`` in the book's column is refused
+    with a ``ValueError``, so an illegible figure fails the build instead of reaching a reader.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"`name` must be a simple identifier such as 'fig_flow', got {name!r}.")
@@ -54,6 +57,15 @@ def glue_figure(name: str, fig: object) -> None:
         return
     import matplotlib.pyplot as plt
 
+    from skipflow.plots import MIN_TEXT_PX, rendered_text_px
+
+    smallest = rendered_text_px(fig)
+    if smallest < MIN_TEXT_PX:
+        plt.close(fig)
+        raise ValueError(
+            f"figure {name!r}: its smallest text would be {smallest:.1f} px in the book's column (at least "
+            f"{MIN_TEXT_PX:g} px): make the figure narrower (figsize) or its fonts larger."
+        )
     _myst_glue(name, fig, display=True)
     plt.close(fig)
 

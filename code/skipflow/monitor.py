@@ -96,6 +96,35 @@ class GradWeightMonitor:
             parts.append("nothing flagged")
         return "; ".join(parts)
 
+    def _log_ratios(self):
+        if not self._rows:
+            raise ValueError("The monitor has recorded nothing yet: pass it as `on_step` to train() first.")
+        return self.ratios.clamp_min(1e-30).log10().T.numpy()
+
+    def _draw(self, ax, title: str, vmin: float | None = None, vmax: float | None = None):
+        values = self._log_ratios()
+        extent = (self.steps[0] - 0.5, self.steps[-1] + 0.5, 0.5, values.shape[0] + 0.5)
+        image = ax.imshow(
+            values,
+            aspect="auto",
+            origin="lower",
+            extent=extent,
+            cmap="viridis",
+            interpolation="nearest",
+            vmin=vmin,
+            vmax=vmax,
+        )
+        ax.set(title=title, xlabel="training step", ylabel="weight layer\n(1 = input side)")
+        ax.grid(False)
+        return image
+
+    def _mark_thresholds(self, bar, low: float, high: float) -> None:
+        """Draw the flag thresholds on a colour bar whose scale runs from ``low`` to ``high`` (log10)."""
+        for threshold, style in ((self.low, "--"), (self.high, ":")):
+            level = math.log10(threshold)
+            if low <= level <= high:
+                bar.ax.axhline(level, color="white", ls=style, lw=1.5)
+
     def plot(
         self,
         ax=None,
@@ -107,23 +136,45 @@ class GradWeightMonitor:
         """
         import matplotlib.pyplot as plt
 
-        if not self._rows:
-            raise ValueError("The monitor has recorded nothing yet: pass it as `on_step` to train() first.")
+        values = self._log_ratios()
         ax = ax or plt.subplots(figsize=(7.0, 3.6))[1]
-        values = self.ratios.clamp_min(1e-30).log10().T.numpy()
-        extent = (self.steps[0] - 0.5, self.steps[-1] + 0.5, 0.5, values.shape[0] + 0.5)
-        image = ax.imshow(
-            values, aspect="auto", origin="lower", extent=extent, cmap="viridis", interpolation="nearest"
-        )
+        image = self._draw(ax, title)
         bar = ax.figure.colorbar(image, ax=ax)
         bar.set_label(r"$\log_{10}$ of the ratio")
-        for threshold, style in ((self.low, "--"), (self.high, ":")):
-            level = math.log10(threshold)
-            if values.min() <= level <= values.max():
-                bar.ax.axhline(level, color="white", ls=style, lw=1.5)
-        ax.set(title=title, xlabel="training step", ylabel="weight layer (1 = input side)")
-        ax.grid(False)
+        self._mark_thresholds(bar, float(values.min()), float(values.max()))
         return ax
 
 
-__all__ = ["GradWeightMonitor"]
+def plot_monitors(monitors: dict[str, GradWeightMonitor], width: float = 8.0, panel_height: float = 2.1):
+    """Several monitors' heat maps stacked in one column, on ONE colour scale with one colour bar.
+
+    A shared scale is what makes the panels comparable: the same colour is the same ratio in every panel.
+    The colour bar marks the first monitor's ``low`` (dashed) and ``high`` (dotted) thresholds. Returns the
+    figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(monitors, dict) or not monitors:
+        raise ValueError("`monitors` must be a non-empty dict {title: GradWeightMonitor}.")
+    for title, monitor in monitors.items():
+        if not isinstance(monitor, GradWeightMonitor):
+            raise TypeError(
+                f"`monitors[{title!r}]` must be a GradWeightMonitor, got {type(monitor).__name__}."
+            )
+    values = [m._log_ratios() for m in monitors.values()]
+    low, high = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
+    fig, axes = plt.subplots(
+        len(monitors), 1, figsize=(width, panel_height * len(monitors)), sharex=True, layout="constrained"
+    )
+    axes = [axes] if len(monitors) == 1 else list(axes)
+    for ax, (title, monitor) in zip(axes, monitors.items(), strict=True):
+        image = monitor._draw(ax, title, vmin=low, vmax=high)
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
+    bar = fig.colorbar(image, ax=axes, aspect=30)
+    bar.set_label(r"$\log_{10}$ of the ratio (one scale for all panels)")
+    next(iter(monitors.values()))._mark_thresholds(bar, low, high)
+    return fig
+
+
+__all__ = ["GradWeightMonitor", "plot_monitors"]

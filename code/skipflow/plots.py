@@ -52,6 +52,44 @@ def use_style() -> None:
     )
 
 
+#: The book's text column is about 690 px wide; a wider figure image is shrunk to fit it.
+COLUMN_PX = 690
+#: The smallest text a figure may show in that column, in CSS pixels.
+MIN_TEXT_PX = 9.0
+
+
+def rendered_text_px(fig, column_px: int = COLUMN_PX) -> float:
+    """The size, in CSS pixels, of the smallest visible text of ``fig`` once shown in the book's column.
+
+    Jupyter renders a figure at ``fig.dpi``; the page shows the image at its natural width or, if wider than
+    the column, shrunk to the column. So a point of font size becomes ``dpi / 72 * min(1, column / width)``
+    pixels. (The inline backend crops to the drawn area, which makes the image a little narrower than the
+    figure: the estimate errs on the small side.)
+    """
+    from matplotlib.text import Text
+
+    if not isinstance(column_px, int) or column_px <= 0:
+        raise ValueError(f"`column_px` must be a positive int, got {column_px!r}.")
+    sizes = [
+        t.get_fontsize()
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and t.get_figure() is not None
+    ]
+    # Tick labels get their text only when the figure is drawn; their size is known before.
+    for ax in fig.axes:
+        if not (ax.get_visible() and ax.axison):
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            ticks = axis.get_major_ticks()[:1] if axis.get_visible() else []
+            sizes += [
+                label.get_fontsize() for t in ticks for label in (t.label1, t.label2) if label.get_visible()
+            ]
+    if not sizes:
+        return float("inf")
+    width_px = fig.get_figwidth() * fig.dpi
+    return min(sizes) / 72 * fig.dpi * min(1.0, column_px / width_px)
+
+
 def _as_array(values: Sequence[float] | torch.Tensor | np.ndarray) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         return values.detach().cpu().double().numpy()
