@@ -464,6 +464,12 @@ def check_phone(page, screenshot: Path | None = None) -> list[str]:
     return problems
 
 
+# Display equations wider than the text column (at the desktop width; on a phone they scroll in their box).
+MATH_OVERFLOW = """() => [...document.querySelectorAll('mjx-container[display="true"]')]
+  .filter((m) => m.scrollWidth > (m.closest('div.math') || m.parentElement).clientWidth + 1)
+  .map((m) => (m.querySelector('mjx-assistive-mml') || m).textContent.slice(0, 50))"""
+
+
 def check_figures(page) -> list[str]:
     """Every image on a chapter page is a numbered, captioned figure (glue:figure or {figure})."""
     return [f"an image outside a numbered, captioned figure: {src}" for src in page.evaluate(FIGURE_REPORT)]
@@ -632,6 +638,8 @@ def page_problems(
         problems += [f"TeX typeset outside a math element (not parsed by myst): {t}" for t in math["stray"]]
         problems += [f"math left untypeset: {text}" for text in math["untypeset"]]
         problems += [f"MathJax error: {text}" for text in math["errors"]]
+        wide = page.evaluate(MATH_OVERFLOW)
+        problems += [f"a display equation is wider than the column: {text}" for text in wide]
 
         if page.locator(WIDGET_VIEW).count():  # the widget manager renders the saved state after loading
             with contextlib.suppress(Exception):  # a widget that never renders is reported just below
@@ -758,6 +766,10 @@ INJECTED = """
 <div class="cell_output"><script type="application/vnd.jupyter.widget-view+json">
 {"version_major": 2, "version_minor": 0, "model_id": "injected0widget"}</script></div>
 <script>console.error("injected console error");</script>
+<div class="math notranslate nohighlight">\\[ a_1 + a_2 + a_3 + a_4 + a_5 + a_6 + a_7 + a_8 + a_9
+ + a_{10} + a_{11} + a_{12} + a_{13} + a_{14} + a_{15} + a_{16} + a_{17}
+ + a_{18} + a_{19} + a_{20} + a_{21} + a_{22} + a_{23}
+ + a_{24} + a_{25} + a_{26} + a_{27} + a_{28} + a_{29} + a_{30} + a_{31} + a_{32} + a_{33} + a_{34} \\]</div>
 <div class="injected-wide" style="width: 2000px">a line far wider than a phone</div>
 <div class="output traceback highlight-none notranslate"><div class="highlight"><pre>Traceback
   File "a.py", line 1
@@ -773,12 +785,14 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
         (
             n
             for n in PAGES
-            if (ROOT / f"{n}.ipynb").is_file() and 'class="solution' in _read(HTML / f"{n}.html")
+            if (ROOT / f"{n}.ipynb").is_file()
+            and 'class="solution' in _read(HTML / f"{n}.html")
+            and 'class="math' in _read(HTML / f"{n}.html")  # so MathJax loads and typesets the injected TeX
         ),
         None,
     )
     if chapter is None:
-        pytest.skip("no built chapter has an exercise with a solution")
+        pytest.skip("no built chapter has math and an exercise with a solution")
     site = tmp_path / "site"
     site.mkdir()
     for entry in HTML.iterdir():  # the real build, but for the one page below
@@ -812,6 +826,7 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
         "ledger check": "the ledger is not folded by default",
         "traceback check": "a traceback of 5 lines is shown",
         "phone check": "at 390 px: div.injected-wide spans",
+        "equation width check": "a display equation is wider than the column: ",
         "figure check": "an image outside a numbered, captioned figure: missing-figure.png",
     }
     missed = [name for name, text in expected.items() if text not in problems]
