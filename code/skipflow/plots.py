@@ -29,6 +29,15 @@ ORDERING_COLORS = {
     "relu_only_preact": "#a04000",
     "full_preact": COLORS["pre"],
 }
+#: One colour per way of taming the residual stream's variance (chapter 5), in every figure: BatchNorm shares
+#: the "neutral" grey; "none" is plain-network red, the failure case.
+FIX_COLORS = {
+    "none": COLORS["plain"],
+    "batchnorm": COLORS["neutral"],
+    "sqrt_depth": "#229954",
+    "rezero": "#7d3c98",
+    "fixup": "#d68910",
+}
 CYCLE = ["#2471a3", "#c0392b", "#229954", "#d68910", "#7d3c98", "#17a589", "#566573", "#a04000"]
 
 
