@@ -102,7 +102,7 @@ nbval: $(STAMP)
 # make test runs the unit tests and nbval as one pytest session, so both workers stay busy until the end.
 suite: $(STAMP)
 	rm -rf $(EXECUTED)
-	SKIPFLOW_EXECUTED_DIR=$(CURDIR)/$(EXECUTED) $(BIN)/pytest $(XDIST) -m "not browser" --nbval-lax \
+	SKIPFLOW_EXECUTED_DIR=$(CURDIR)/$(EXECUTED) $(BIN)/pytest $(XDIST) -m "not browser" --durations=12 --nbval-lax \
 	  --nbval-current-env tests/ chapters/
 
 # make test builds the offline edition, so the browser test checks the vendored MathJax and widgets too.

@@ -22,13 +22,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_URL = "https://github.com/skipflow-course/residual-connections"  # as in _config.yml
+REPO_URL = "https://github.com/skipflow-course/residual-connections"  # see _config.yml
 if importlib.util.find_spec("skipflow") is None:
-    if (Path("..") / "code" / "skipflow").is_dir():  # a plain clone: use the code next door
-        sys.path.insert(0, str((Path("..") / "code").resolve()))
+    code = Path("..") / "code"
+    if (code / "skipflow").is_dir():  # a plain clone: use the code next door
+        sys.path.insert(0, str(code.resolve()))
     else:  # Colab, or a notebook downloaded alone: install from the repository
         source = os.environ.get("SKIPFLOW_INSTALL_SOURCE", f"git+{REPO_URL}")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+        pip = [sys.executable, "-m", "pip", "install", "-q", source]
+        subprocess.run(pip, check=True)
         importlib.invalidate_caches()
 import skipflow
 
