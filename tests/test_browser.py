@@ -470,6 +470,24 @@ MATH_OVERFLOW = """() => [...document.querySelectorAll('mjx-container[display="t
   .map((m) => (m.querySelector('mjx-assistive-mml') || m).textContent.slice(0, 50))"""
 
 
+CAPTION_NUMBERS = """() => [...document.querySelectorAll('main .caption-number')]
+  .map((el) => el.textContent.trim())"""
+
+
+def check_numbering(page, docname: str) -> list[str]:
+    """Figures, tables and exercises of chapter N are numbered N.1, N.2, ... ("Fig. 4.3", "Exercise 4.2")."""
+    match = re.match(r"chapters/(\d+)_", docname)
+    if not match:
+        return []
+    chapter = int(match.group(1))
+    problems = []
+    for label in page.evaluate(CAPTION_NUMBERS):
+        number = re.search(r"(\d+(?:\.\d+)*)\s*$", label)
+        if not number or not number.group(1).startswith(f"{chapter}."):
+            problems.append(f"{label!r} is not numbered within chapter {chapter} ({chapter}.1, ...)")
+    return problems
+
+
 def check_figures(page) -> list[str]:
     """Every image on a chapter page is a numbered, captioned figure (glue:figure or {figure})."""
     return [f"an image outside a numbered, captioned figure: {src}" for src in page.evaluate(FIGURE_REPORT)]
@@ -654,6 +672,7 @@ def page_problems(
         if docname.startswith("chapters/"):
             problems += check_ledger(page)
             problems += check_figures(page)
+            problems += check_numbering(page, docname)
         problems += check_explorers(page)
         for lines in page.evaluate(TRACEBACK_LINES):
             if lines > MAX_TRACEBACK_LINES:
@@ -770,6 +789,7 @@ INJECTED = """
  + a_{10} + a_{11} + a_{12} + a_{13} + a_{14} + a_{15} + a_{16} + a_{17}
  + a_{18} + a_{19} + a_{20} + a_{21} + a_{22} + a_{23}
  + a_{24} + a_{25} + a_{26} + a_{27} + a_{28} + a_{29} + a_{30} + a_{31} + a_{32} + a_{33} + a_{34} \\]</div>
+<p><span class="caption-number">Fig. 9 </span>a figure numbered across the book</p>
 <div class="injected-wide" style="width: 2000px">a line far wider than a phone</div>
 <div class="output traceback highlight-none notranslate"><div class="highlight"><pre>Traceback
   File "a.py", line 1
@@ -826,6 +846,7 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
         "ledger check": "the ledger is not folded by default",
         "traceback check": "a traceback of 5 lines is shown",
         "phone check": "at 390 px: div.injected-wide spans",
+        "numbering check": "'Fig. 9' is not numbered within chapter",
         "equation width check": "a display equation is wider than the column: ",
         "figure check": "an image outside a numbered, captioned figure: missing-figure.png",
     }
