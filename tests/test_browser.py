@@ -488,6 +488,17 @@ def check_numbering(page, docname: str) -> list[str]:
     return problems
 
 
+# MyST markup that failed to parse shows up as text: a directive's fence, or a role such as {numref}`x`.
+RAW_MYST = r"""() => {
+  const main = document.querySelector('main').cloneNode(true);
+  main.querySelectorAll('pre, code, script, style, textarea').forEach((el) => el.remove());
+  const text = main.textContent;
+  const fence = /(`{3,}|:{3,})\{[\w:-]+\}[^\n]{0,40}/g;
+  const role = /\{(numref|ref|glue:text|glue:figure|term|doc|footcite)\}`[^`]{0,40}/g;
+  return [...text.matchAll(fence), ...text.matchAll(role)].map((m) => m[0]);
+}"""
+
+
 def check_figures(page) -> list[str]:
     """Every image on a chapter page is a numbered, captioned figure (glue:figure or {figure})."""
     return [f"an image outside a numbered, captioned figure: {src}" for src in page.evaluate(FIGURE_REPORT)]
@@ -673,6 +684,7 @@ def page_problems(
             problems += check_ledger(page)
             problems += check_figures(page)
             problems += check_numbering(page, docname)
+        problems += [f"MyST markup left unparsed: {text}" for text in page.evaluate(RAW_MYST)]
         problems += check_explorers(page)
         for lines in page.evaluate(TRACEBACK_LINES):
             if lines > MAX_TRACEBACK_LINES:
@@ -790,6 +802,7 @@ INJECTED = """
  + a_{18} + a_{19} + a_{20} + a_{21} + a_{22} + a_{23}
  + a_{24} + a_{25} + a_{26} + a_{27} + a_{28} + a_{29} + a_{30} + a_{31} + a_{32} + a_{33} + a_{34} \\]</div>
 <p><span class="caption-number">Fig. 9 </span>a figure numbered across the book</p>
+<p>````{dropdown} a directive whose fence did not parse</p>
 <div class="injected-wide" style="width: 2000px">a line far wider than a phone</div>
 <div class="output traceback highlight-none notranslate"><div class="highlight"><pre>Traceback
   File "a.py", line 1
@@ -847,6 +860,7 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
         "traceback check": "a traceback of 5 lines is shown",
         "phone check": "at 390 px: div.injected-wide spans",
         "numbering check": "'Fig. 9' is not numbered within chapter",
+        "unparsed MyST check": "MyST markup left unparsed: ````{dropdown} a directive",
         "equation width check": "a display equation is wider than the column: ",
         "figure check": "an image outside a numbered, captioned figure: missing-figure.png",
     }
