@@ -450,16 +450,22 @@ PHONE_OVERFLOW = """() => {
 }"""
 
 
+def save_full_page(page, width: int, path: Path) -> None:
+    """A screenshot of the whole page at `width` CSS pixels, in one image (up to Chromium's height limit)."""
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": width, "height": min(height, SCREENSHOT_MAX_HEIGHT)})
+    page.wait_for_timeout(200)  # let the layout settle at the new size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+
+
 def check_phone(page, screenshot: Path | None = None) -> list[str]:
     """At phone width nothing sticks out of the page, except inside boxes that scroll (code, tables)."""
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(300)  # let the layout settle at the new size
     problems = [f"at {PHONE['width']} px: {text}" for text in page.evaluate(PHONE_OVERFLOW)]
     if screenshot is not None:
-        height = page.evaluate("() => document.documentElement.scrollHeight")
-        page.set_viewport_size({"width": PHONE["width"], "height": min(height, SCREENSHOT_MAX_HEIGHT)})
-        page.wait_for_timeout(200)
-        page.screenshot(path=str(screenshot.with_name(screenshot.stem + "__phone.png")), full_page=True)
+        save_full_page(page, PHONE["width"], screenshot.with_name(screenshot.stem + "__phone.png"))
     page.set_viewport_size(VIEWPORT)
     return problems
 
@@ -691,11 +697,7 @@ def page_problems(
                 problems.append(f"a traceback of {lines} lines is shown (at most {MAX_TRACEBACK_LINES})")
 
         if screenshot is not None:  # the page as a reader first sees it, all of it in one image
-            height = page.evaluate("() => document.documentElement.scrollHeight")
-            page.set_viewport_size({"width": VIEWPORT["width"], "height": min(height, SCREENSHOT_MAX_HEIGHT)})
-            page.wait_for_timeout(200)  # let the layout settle at the new size
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
+            save_full_page(page, VIEWPORT["width"], screenshot)
 
         problems += check_solutions(page)
         problems += check_phone(page, screenshot)
