@@ -48,6 +48,7 @@ def nudging_await_reply(await_reply: Any, every: float = 20.0) -> Any:
     slices of `every` seconds, sends a `kernel_info_request` after each empty slice, and gives up (raising
     `queue.Empty`, as nbval expects) only when the cell's own timeout has passed.
     """
+
     def wrapped(self: Any, msg_id: str, timeout: float | None = None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
