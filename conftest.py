@@ -74,6 +74,35 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     _write_atomically(nb, Path(target) / Path(path).name)
 
 
+# The order in which `make test`'s two workers get their work (`--dist loadgroup --no-loadscope-reorder`
+# hands out groups in collection order). Longest first, so that neither worker is left with a long run at
+# the end: a Colab simulation (a chapter plus a pip install, ~40 s), a notebook under nbval (~30 s), a
+# student-edition run or another one-notebook test (~25 s), then the unit tests (seconds each).
+_RANK_OF_SLOW_FILE = {"test_colab.py": 0}
+_NBVAL_RANK, _SLOW_RANK, _UNIT_RANK = 1, 2, 3
+
+
+def _schedule(item: pytest.Item) -> tuple[int, str]:
+    """(rank, xdist group) of a test: a notebook under nbval is one group (its cells share one kernel, in
+    order); a slow test, one notebook execution, is a group of its own; any other test file is one group."""
+    path = Path(str(item.fspath))
+    if _is_nbval_cell(item):
+        return _NBVAL_RANK, str(path)
+    if item.get_closest_marker("slow") is not None:
+        return _RANK_OF_SLOW_FILE.get(path.name, _SLOW_RANK), item.nodeid.replace("[", "(").replace("]", ")")
+    return _UNIT_RANK, str(path)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ranked = sorted(
+        enumerate(items), key=lambda pair: (_schedule(pair[1])[0], pair[0])
+    )  # stable within a rank
+    items[:] = [item for _, item in ranked]
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_schedule(item)[1]))
+
+
 def _write_atomically(nb: nbformat.NotebookNode, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".tmp")

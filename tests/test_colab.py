@@ -3,7 +3,9 @@
 The kernel runs in a throw-away virtual environment that sees every package of .venv except skipflow (a
 `.pth` file points at a folder of links to .venv's site-packages, minus skipflow's entries). So the setup cell
 cannot import skipflow and finds no ../code: it must pip-install it. ``SKIPFLOW_INSTALL_SOURCE`` points that
-install at this checkout instead of the repository URL, which is the only difference from real Colab.
+install at this checkout instead of the repository URL, which is the only difference from real Colab: pip
+builds the package from a copy of the checkout once per test process (`pip wheel`, the same build that
+`pip install git+...` runs) and each chapter's setup cell installs that wheel.
 """
 
 from __future__ import annotations
@@ -59,6 +61,30 @@ def package_source(tmp: Path) -> Path:
     return src
 
 
+@pytest.fixture(scope="session")
+def skipflow_wheel(tmp_path_factory) -> Path:
+    """skipflow built from a copy of this checkout, as pip builds it for `pip install <repository>`."""
+    tmp = tmp_path_factory.mktemp("skipflow-wheel")
+    dist = tmp / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(dist),
+            str(package_source(tmp)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = dist.glob("skipflow-*.whl")
+    return wheel
+
+
 def colab_like_python(tmp: Path) -> Path:
     """A new virtual environment whose Python sees .venv's packages (not skipflow) and can pip install."""
     env = tmp / "venv"
@@ -78,7 +104,7 @@ def colab_like_python(tmp: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell(notebook, tmp_path):
+def test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell(notebook, tmp_path, skipflow_wheel):
     python = colab_like_python(tmp_path)
     probe = subprocess.run(
         [str(python), "-c", "import importlib.util as u; print(u.find_spec('skipflow') is None)"],
@@ -94,7 +120,7 @@ def test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell(notebook,
     (tmp_path / "run.py").write_text(RUNNER)
     env = {
         **os.environ,
-        "SKIPFLOW_INSTALL_SOURCE": str(package_source(tmp_path)),
+        "SKIPFLOW_INSTALL_SOURCE": str(skipflow_wheel),
         "SKIPFLOW_PROGRESS": "0",
         # the Colab run is also the first seed-shifted run: every hidden claim must hold for other seeds
         "SKIPFLOW_SEED_OFFSET": COLAB_SEED_OFFSET,
