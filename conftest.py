@@ -6,31 +6,18 @@ the outputs nbval received from the kernel, and ``tools/reuse_runs.py`` hands th
 which renders them instead of executing each chapter a second time for the same purpose. A chapter with a
 failing cell is not written, so the build can never show outputs of a run that failed.
 
-nbval's kernel is also nudged while a cell runs (tools/nudge.py), so a kernel that missed a request's wake-up
-cannot stall the test run.
+The hooks also order the suite's work for its two xdist workers, heaviest first (see ``_schedule``).
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import nbformat
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
-from nudge import nudging_await_reply
-
-try:
-    from nbval.kernel import RunningKernel
-except ImportError:  # nbval is optional for the unit tests
-    RunningKernel = None
-if RunningKernel is not None and not getattr(RunningKernel.await_reply, "nudges", False):
-    RunningKernel.await_reply = nudging_await_reply(RunningKernel.await_reply)
-    RunningKernel.await_reply.nudges = True
 
 _EXECUTED_DIR = "SKIPFLOW_EXECUTED_DIR"
 _outputs: dict[str, dict[int, list]] = {}  # notebook path -> code-cell number -> outputs

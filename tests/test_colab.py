@@ -29,10 +29,10 @@ TOOLS = ROOT / "tools"
 RUNNER = textwrap.dedent(
     """
     import sys, nbformat
-    sys.path.insert(0, sys.argv[3])  # the repository's tools/, for the nudging client
-    from nudge import NudgingClient
+    sys.path.insert(0, sys.argv[3])  # the repository's tools/, for the patient client
+    from kernel_waits import PatientClient
     nb = nbformat.read(sys.argv[1], as_version=4)
-    NudgingClient(nb, kernel_name="python3", timeout=600,
+    PatientClient(nb, kernel_name="python3", timeout=600,
                   resources={"metadata": {"path": sys.argv[2]}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     print("\\n".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream"))

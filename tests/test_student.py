@@ -157,7 +157,7 @@ def test_exercises_and_checkers_kept(student_dir: Path, chapter: Path) -> None:
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=IDS)
 def test_student_notebook_runs(student_dir: Path, chapter: Path, monkeypatch) -> None:
     """Execute the student notebook as a reader would (from chapters/, so ../code is found)."""
-    from nudge import NudgingClient as NotebookClient  # nbclient's client, robust to a lost kernel wake-up
+    from kernel_waits import PatientClient as NotebookClient  # nbclient's client, robust to a lost wake-up
 
     monkeypatch.setenv("SKIPFLOW_PROGRESS", "0")
     monkeypatch.setenv("MPLBACKEND", "Agg")

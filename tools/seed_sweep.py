@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 import nbformat
+from kernel_waits import PatientClient
 from nbclient.exceptions import CellExecutionError
-from nudge import NudgingClient
 
 # With --keep-going, this cell runs right after the setup cell: a claim that fails is recorded with its value
 # marked FAIL, and the run goes on, so one sweep shows every claim that fails rather than only the first.
@@ -60,7 +60,7 @@ def run_once(
     if keep_going:
         nb.cells.insert(1, nbformat.v4.new_code_cell(_KEEP_GOING))
     nb.cells.append(nbformat.v4.new_code_cell(_DUMP))
-    client = NudgingClient(
+    client = PatientClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     failure = None
