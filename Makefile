@@ -21,12 +21,12 @@ ifneq ($(DEVICE),)
 export SKIPFLOW_DEVICE := $(DEVICE)
 endif
 
-# Independent notebook executions run two at a time (one CPU thread each). conftest.py puts every test into an
-# xdist group: a notebook under nbval is one group (its cells run in order in one kernel), each Colab or
-# student-edition run is a group of its own, each other test file is one group; the heaviest groups are
-# handed out first, so that no worker is left with a long run at the end.
+# Independent notebook executions run two at a time (one CPU thread each). conftest.py cuts the suite into
+# units that each go to one worker whole: a notebook under nbval (its cells run in order in one kernel), one
+# chapter's Colab or student-edition run, or a test file; the heaviest units are handed out first, so that
+# no worker is left with a long run at the end.
 JOBS   ?= 2
-XDIST  := -n $(JOBS) --dist loadgroup --no-loadscope-reorder
+XDIST  := -n $(JOBS) --dist loadscope --no-loadscope-reorder
 
 # `make book OFFLINE=1` vendors pinned copies of MathJax and the widget manager (npm packages pinned in
 # package.json/package-lock.json, installed with `npm ci`) into the build, so the HTML works with no network.

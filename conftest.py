@@ -6,7 +6,7 @@ the outputs nbval received from the kernel, and ``tools/reuse_runs.py`` hands th
 which renders them instead of executing each chapter a second time for the same purpose. A chapter with a
 failing cell is not written, so the build can never show outputs of a run that failed.
 
-The hooks also order the suite's work for its two xdist workers, heaviest first (see ``_schedule``).
+The hooks also share the suite's work between its two xdist workers, heaviest first (see ``_unit``).
 """
 
 from __future__ import annotations
@@ -61,33 +61,46 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     _write_atomically(nb, Path(target) / Path(path).name)
 
 
-# The order in which `make test`'s two workers get their work (`--dist loadgroup --no-loadscope-reorder`
-# hands out groups in collection order). Longest first, so that neither worker is left with a long run at
-# the end: a Colab simulation (a chapter plus a pip install, ~40 s), a notebook under nbval (~30 s), a
-# student-edition run or another one-notebook test (~25 s), then the unit tests (seconds each).
-_RANK_OF_SLOW_FILE = {"test_colab.py": 0}
-_NBVAL_RANK, _SLOW_RANK, _UNIT_RANK = 1, 2, 3
+# How `make test`'s two xdist workers share the suite (`--dist loadscope --no-loadscope-reorder`). A
+# scheduling unit goes to one worker whole: a notebook under nbval (its cells share one kernel, in order), one
+# chapter's Colab or student-edition run, or a test file. Units are handed out longest first, so that
+# neither worker is left with a long run at the end: a Colab run (~40 s, with its pip install), a notebook
+# under nbval (~30 s), a student-edition run (~25 s), then the test files (seconds each). xdist's own
+# `loadgroup` does not work with pytest 9.2 (pytest-dev/pytest-xdist#1386), hence this scheduler.
+_ONE_RUN_EACH = {  # node-id prefix of a test that executes one chapter -> rank
+    "tests/test_colab.py::test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell[": 0,
+    "tests/test_student.py::test_student_notebook_runs[": 2,
+}
+_NBVAL_RANK, _FILE_RANK = 1, 3
 
 
-def _schedule(item: pytest.Item) -> tuple[int, str]:
-    """(rank, xdist group) of a test: a notebook under nbval is one group (its cells share one kernel, in
-    order); a slow test, one notebook execution, is a group of its own; any other test file is one group."""
-    path = Path(str(item.fspath))
-    if _is_nbval_cell(item):
-        return _NBVAL_RANK, str(path)
-    if item.get_closest_marker("slow") is not None:
-        return _RANK_OF_SLOW_FILE.get(path.name, _SLOW_RANK), item.nodeid.replace("[", "(").replace("]", ")")
-    return _UNIT_RANK, str(path)
+def _unit(nodeid: str) -> tuple[int, str]:
+    """(rank, scheduling unit) of the test `nodeid`."""
+    path = nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb"):
+        return _NBVAL_RANK, path
+    for prefix, rank in _ONE_RUN_EACH.items():
+        if nodeid.startswith(prefix):
+            return rank, nodeid
+    return _FILE_RANK, path
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    ranked = sorted(
-        enumerate(items), key=lambda pair: (_schedule(pair[1])[0], pair[0])
-    )  # stable within a rank
-    items[:] = [item for _, item in ranked]
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_schedule(item)[1]))
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heaviest units first (the sort is stable: cells and tests keep their order within a rank)."""
+    items.sort(key=lambda item: _unit(item.nodeid)[0])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HeaviestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)[1]
+
+    return HeaviestFirst(config, log)
 
 
 def _write_atomically(nb: nbformat.NotebookNode, destination: Path) -> None:
