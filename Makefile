@@ -121,9 +121,9 @@ browser: $(STAMP)
 # The suite (unit tests, nbval, the Colab and student runs) keeps both cores busy; the strict build then
 # renders nbval's runs of the chapters; the browser test needs the build.
 test:
-	$(MAKE) --no-print-directory -j2 $(STAMP) $(NODE_STAMP)  # .venv and the offline build's npm packages, side by side
+	$(MAKE) --no-print-directory venv
 	$(MAKE) --no-print-directory check-device lint
-	$(MAKE) --no-print-directory suite
+	$(MAKE) --no-print-directory -j2 suite $(NODE_STAMP)  # npm ci for the offline build, during the suite
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory browser
 	@echo "make test: all checks passed"

@@ -143,8 +143,12 @@ def test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell(notebook,
     assert result.returncode == 0, f"{notebook.name} failed in the Colab simulation:\n{result.stderr[-4000:]}"
     assert "torch" in result.stdout  # the setup cell printed the environment line
     assert f"seeds shifted by {COLAB_SEED_OFFSET}" in result.stdout, "the run must really use other seeds"
-    installed = subprocess.run(
-        [str(python), "-c", "import skipflow, pathlib; print(pathlib.Path(skipflow.__file__).parent)"],
+    installed = subprocess.run(  # where `import skipflow` would load it from (without importing torch again)
+        [
+            str(python),
+            "-c",
+            "import importlib.util as u, pathlib; print(pathlib.Path(u.find_spec('skipflow').origin).parent)",
+        ],
         capture_output=True,
         text=True,
         check=True,
