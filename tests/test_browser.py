@@ -728,8 +728,12 @@ def test_page(browser_context, base_url: str, docname: str) -> None:
     assert not problems, f"{docname}.html:\n  " + "\n  ".join(problems)
 
 
+SEARCH_FINISHED = "() => /Search finished/.test(document.querySelector('p.search-summary')?.innerText)"
+
+
 def test_search_works(browser_context, base_url: str) -> None:
-    """Sphinx's search is local JavaScript over searchindex.js: it must find a word of the book's title."""
+    """Sphinx's search is local JavaScript over searchindex.js: it must find a word of the book's title, and
+    its snippets must show math as text (_static/skipflow-search.js), not as TeX source."""
     word = yaml.safe_load((ROOT / "_config.yml").read_text())["title"].split()[0].strip("&").lower()
     page = browser_context.new_page()
     probe = PageProbe(page, base_url)
@@ -737,9 +741,14 @@ def test_search_works(browser_context, base_url: str) -> None:
         page.goto(base_url + f"search.html?q={word}", wait_until="load")
         page.wait_for_function("() => document.querySelectorAll('ul.search li').length > 0")
         hits = page.locator("ul.search li").count()
+        # the snippets are filled in one page at a time; then Sphinx reports that the search has finished
+        page.wait_for_function(SEARCH_FINISHED)
+        snippets = page.locator("ul.search li p.context").all_inner_texts()
     finally:
         page.close()
     assert hits > 0, f"searching for {word!r} found nothing"
+    tex = [s for s in snippets if re.search(r"\\[(\[]|\$\$|\\[A-Za-z]{2,}", s)]
+    assert not tex, f"search snippets show TeX source instead of text: {tex[:2]}"
     assert not probe.failed, probe.failed
     assert not probe.console, probe.console
     remote = list(browser_context.remote_requests)

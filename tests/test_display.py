@@ -1,6 +1,8 @@
-"""skipflow.display.expect_error: the chapters' intentional errors, shown as one wrapped line and checked."""
+"""skipflow.display: intentional errors shown as one wrapped line and checked; result tables."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -30,3 +32,35 @@ def test_another_error_type_propagates_and_a_wrong_message_is_caught():
         raise ValueError("something else")
     with pytest.raises(TypeError, match="`kind`"), display.expect_error("RuntimeError"):
         pass
+
+
+def test_a_table_shows_the_same_cells_as_html_and_as_aligned_text():
+    from skipflow.display import table
+
+    shown = table(["family", "depth", "ratio"], [["MLP", 10, 1.23456], ["CNN <BN>", 34, 2.0]])
+    assert repr(shown).splitlines() == [
+        "family    depth  ratio",
+        "MLP          10   1.23",
+        "CNN <BN>     34      2",
+    ]
+    page = shown._repr_html_()
+    assert page.count("<tr>") == 3 and "<td>1.23</td>" in page
+    assert "CNN &lt;BN&gt;" in page and "<BN>" not in page  # cells are escaped
+    assert page.startswith("<div class='skipflow-table'>")  # scrolls sideways on a phone (skipflow.css)
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "error", "names"),
+    [
+        (["a", "b"], [[1]], ValueError, "rows[0]"),
+        ("ab", [], TypeError, "header"),
+        ([], [], TypeError, "header"),
+        (["a"], "x", TypeError, "rows"),
+        (["a"], ["x"], ValueError, "rows[0]"),
+    ],
+)
+def test_a_malformed_table_names_the_argument(header, rows, error, names):
+    from skipflow.display import table
+
+    with pytest.raises(error, match=re.escape(f"`{names}`")):
+        table(header, rows)

@@ -7,12 +7,14 @@ The book inserts measured numbers into sentences with myst-nb's ``glue``. Colab 
 from __future__ import annotations
 
 import contextlib
+import html
 import os
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
+from skipflow.claims import format_value
 from skipflow.claims import reset as reset_ledger
 from skipflow.plots import use_style
 from skipflow.runtime import describe, set_threads
@@ -35,6 +37,54 @@ def glue(name: str, value: object, display: bool = False) -> object:
     else:
         _myst_glue(name, value, display=display)
     return value
+
+
+class Table:
+    """A small table of results: an HTML table in Jupyter and the book, aligned plain text elsewhere.
+
+    Numbers are shown to ``digits`` significant figures (strings as they are). Build one with :func:`table`.
+    """
+
+    def __init__(self, header: Sequence[str], rows: Sequence[Sequence[object]], digits: int = 3):
+        if isinstance(header, str) or not isinstance(header, Sequence) or not header:
+            raise TypeError(f"`header` must be a non-empty list of column names, got {header!r}.")
+        if isinstance(rows, str) or not isinstance(rows, Sequence):
+            raise TypeError(f"`rows` must be a list of rows (lists or tuples), got {type(rows).__name__}.")
+        for number, row in enumerate(rows):
+            if isinstance(row, str) or not isinstance(row, Sequence) or len(row) != len(header):
+                raise ValueError(
+                    f"`rows[{number}]` must have {len(header)} cells, one per column of `header`: {row!r}."
+                )
+        self.header = [str(name) for name in header]
+        self.cells = [[format_value(value, digits) for value in row] for row in rows]
+
+    def __repr__(self) -> str:
+        lines = [self.header, *self.cells]
+        widths = [max(len(line[i]) for line in lines) for i in range(len(self.header))]
+
+        def row(cells: list[str]) -> str:  # the first column left-aligned, numbers right-aligned
+            padded = [
+                c.ljust(w) if n == 0 else c.rjust(w)
+                for n, (c, w) in enumerate(zip(cells, widths, strict=True))
+            ]
+            return "  ".join(padded).rstrip()
+
+        return "\n".join(row(line) for line in lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(name)}</th>" for name in self.header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in self.cells
+        )
+        return (
+            "<div class='skipflow-table'><table>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+        )
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], digits: int = 3) -> Table:
+    """Show results as a table; the last line of a cell, or ``display(table(...))``. See :class:`Table`."""
+    return Table(header, rows, digits)
 
 
 def glue_figure(name: str, fig: object) -> None:
