@@ -12,8 +12,10 @@ The hooks also share the suite's work between its two xdist workers, heaviest fi
 from __future__ import annotations
 
 import copy
+import io
 import os
 import tempfile
+import tokenize
 from pathlib import Path
 
 import nbformat
@@ -56,7 +58,10 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if len(outputs) != len(code_cells):
         return  # a cell was skipped or never ran: this is not a whole run of the chapter
     for number, cell in enumerate(code_cells):
-        cell.outputs = [nbformat.from_dict(o) for o in outputs[number]]
+        shown = outputs[number]
+        if _ends_with_semicolon(cell.source):  # what Jupyter shows: no value under a cell ending in ";"
+            shown = [o for o in shown if o.get("output_type") != "execute_result"]
+        cell.outputs = [nbformat.from_dict(o) for o in shown]
         cell.execution_count = number + 1
     _write_atomically(nb, Path(target) / Path(path).name)
 
@@ -101,6 +106,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
             return _unit(nodeid)[1]
 
     return HeaviestFirst(config, log)
+
+
+def _ends_with_semicolon(source: str) -> bool:
+    """IPython's rule for a cell whose value is not displayed: its last token is ";".
+
+    nbval runs each cell with ``store_history=False``, and IPython then checks the *previous* cell for the
+    semicolon, so nbval's run of ``skipflow.glue("x", v);`` carries ``v`` as a displayed value. Dropping it
+    here gives the page what Jupyter, Colab and the build's own execution show.
+    """
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    skip = {tokenize.ENDMARKER, tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT}
+    last = next((t for t in reversed(tokens) if t.type not in skip), None)
+    return last is not None and last.type == tokenize.OP and last.string == ";"
 
 
 def _write_atomically(nb: nbformat.NotebookNode, destination: Path) -> None:

@@ -828,16 +828,15 @@ ValueError: injected</pre></div></div>
 
 def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
     """Every check of test_page can fail: a chapter page with one of each problem injected is reported."""
-    chapter = next(
-        (
-            n
-            for n in PAGES
-            if (ROOT / f"{n}.ipynb").is_file()
-            and 'class="solution' in _read(HTML / f"{n}.html")
-            and 'class="math' in _read(HTML / f"{n}.html")  # so MathJax loads and typesets the injected TeX
-        ),
-        None,
-    )
+    candidates = [
+        n
+        for n in PAGES
+        if (ROOT / f"{n}.ipynb").is_file()
+        and 'class="solution' in _read(HTML / f"{n}.html")
+        and 'class="math' in _read(HTML / f"{n}.html")  # so MathJax loads and typesets the injected TeX
+    ]
+    # the shortest such chapter: every check runs on it, and a shorter page loads faster
+    chapter = min(candidates, key=lambda n: (HTML / f"{n}.html").stat().st_size, default=None)
     if chapter is None:
         pytest.skip("no built chapter has math and an exercise with a solution")
     site = tmp_path / "site"

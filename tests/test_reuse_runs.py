@@ -70,6 +70,17 @@ def test_nbval_writes_passing_runs_with_outputs_and_never_a_failing_one(pages, t
     assert [c.execution_count for c in run.cells if c.cell_type == "code"] == [1, 2]
 
 
+def test_a_value_silenced_by_a_semicolon_is_not_written(pages, tmp_path):
+    """nbval's kernel ignores a trailing ';' (it runs cells without history); the page must not show it."""
+    cells = ("x = 6 * 7\nx;", "x  # shown", "x;  # silenced, a comment after the semicolon", "print(x);")
+    nbformat.write(_notebook(*cells), pages / "semicolons.ipynb")
+    result = _run_nbval(pages, tmp_path / "runs")
+    assert "4 passed" in result.stdout, result.stdout
+    run = nbformat.read(tmp_path / "runs" / "semicolons.ipynb", as_version=4)
+    kinds = [[o.output_type for o in c.outputs] for c in run.cells if c.cell_type == "code"]
+    assert kinds == [[], ["execute_result"], [], ["stream"]]
+
+
 def test_a_seed_shifted_run_is_not_written(pages, tmp_path):
     nbformat.write(_notebook("print(1)"), pages / "good.ipynb")
     result = _run_nbval(pages, tmp_path / "runs", SKIPFLOW_SEED_OFFSET="3")
