@@ -6,6 +6,7 @@ They live apart from the tests so that tests/test_hygiene.py can show each rule 
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import sys
@@ -81,6 +82,52 @@ def notebook_problems(path: Path, toc: list[str], repo_url: str) -> list[str]:
         if ABSOLUTE_PATH.search(source(cell)):
             problems.append(f"{path.name}: cell {i} contains an absolute path")
     problems += claim_problems(path.name, cells)
+    problems += page_problems(path.name, cells)
+    return problems
+
+
+# Tags that keep a cell's input out of the book (its code is not what the reader reads there).
+HIDDEN_INPUT = {"remove-input", "remove-cell", "hide-input", "hide-cell"}
+HIDDEN_OUTPUT = {"remove-output", "remove-cell"}
+MAX_READER_LINES = 20  # a reader-facing cell fits on a screen; longer code is split or folded
+
+
+def _tags(cell: dict) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def _shows_a_glued_value(text: str) -> bool:
+    """The cell ends with `...glue(...)` without a `;`: the book would show the bare number under it."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return False
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr) or not isinstance(last.value, ast.Call):
+        return False
+    call = last.value.func
+    name = call.attr if isinstance(call, ast.Attribute) else getattr(call, "id", "")
+    if name != "glue":
+        return False
+    after = text.splitlines()[last.end_lineno - 1][last.end_col_offset :]
+    return not after.lstrip().startswith(";")
+
+
+def page_problems(name: str, cells: list[dict]) -> list[str]:
+    """What the book page would show badly: long code a reader must read, bare glued numbers."""
+    problems = []
+    for i, cell in enumerate(cells):
+        if cell.get("cell_type") != "code":
+            continue
+        text, tags = source(cell), _tags(cell)
+        lines = len(text.rstrip().splitlines())
+        if not tags & HIDDEN_INPUT and lines > MAX_READER_LINES:
+            problems.append(
+                f"{name}: cell {i} shows the reader {lines} lines of code (at most {MAX_READER_LINES}); "
+                "split it, or move the book's machinery (glue, checks) into a hidden cell"
+            )
+        if not tags & HIDDEN_OUTPUT and _shows_a_glued_value(text):
+            problems.append(f"{name}: cell {i} ends with a glue call without ';' (its bare value is shown)")
     return problems
 
 

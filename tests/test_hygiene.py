@@ -186,3 +186,30 @@ def test_each_reference_prints_one_link():
     assert duplicate_reference_links((ROOT / "references.bib").read_text(encoding="utf-8")) == []
     twice = "@article{k1,\n  eprint = {1512.03385},\n  url = {https://arxiv.org/abs/1512.03385}\n}\n"
     assert duplicate_reference_links(twice) == ["k1"]
+
+
+def test_rules_catch_a_long_reader_facing_cell(good_notebook):
+    path, nb = good_notebook
+    long_cell = "\n".join(f"x{n} = {n}" for n in range(21))
+    assert any("21 lines" in p for p in problems_of(path, _with_cell(nb, _code_cell(long_cell))))
+    assert problems_of(path, _with_cell(nb, _code_cell(long_cell, ("remove-input",)))) == []
+    assert problems_of(path, _with_cell(nb, _code_cell("\n".join(long_cell.splitlines()[:20])))) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        ('skipflow.glue("ch9_x", 1.5)', True),
+        ('y = 2\nskipflow.glue("ch9_x", y)  # the ratio', True),
+        ('skipflow.glue("ch9_x", 1.5);', False),
+        ('skipflow.glue("ch9_x", 1.5)  ;  # shown in the text only', False),
+        ('v = skipflow.glue("ch9_x", 1.5)', False),
+        ('skipflow.glue_figure("fig_x", fig)', False),
+    ],
+)
+def test_rules_catch_a_glued_value_shown_bare(good_notebook, text, flagged):
+    path, nb = good_notebook
+    found = any("glue call without" in p for p in problems_of(path, _with_cell(nb, _code_cell(text))))
+    assert found == flagged
+    hidden = _with_cell(nb, _code_cell(text, ("remove-output",)))
+    assert not any("glue call without" in p for p in problems_of(path, hidden))
