@@ -42,7 +42,7 @@ NODE_STAMP  := node_modules/.package-lock.json
 BOOK_FLAGS  := -W -n --keep-going
 BOOK_CONFIG := $(if $(filter 1,$(OFFLINE)),--config $(OFFLINE_DIR)/_config.yml)
 
-.PHONY: help venv book test lint unit nbval suite build browser student offline-assets clean check-device
+.PHONY: help venv book test lint unit nbval suite build browser build-then-browser student offline-assets clean check-device
 
 help:
 	@echo "make book            build the HTML book into _build/html (executes every notebook)"
@@ -118,15 +118,22 @@ build: $(STAMP)
 browser: $(STAMP)
 	SKIPFLOW_BROWSER_REQUIRE=offline $(BIN)/pytest -n $(JOBS) --dist load -m browser tests/test_browser.py
 
-# The suite (unit tests, nbval, the Colab and student runs) keeps both cores busy; the strict build then
-# renders nbval's runs of the chapters; the browser test needs the build.
+# The suite (unit tests, nbval, the Colab and student runs) keeps both cores busy; the strict build renders
+# nbval's runs of the chapters and starts as soon as they are all written; the browser test needs the build.
 test:
 	$(MAKE) --no-print-directory venv
 	$(MAKE) --no-print-directory check-device lint
-	$(MAKE) --no-print-directory -j2 suite $(NODE_STAMP)  # npm ci for the offline build, during the suite
+	rm -rf $(EXECUTED)
+	$(MAKE) --no-print-directory -j3 suite build-then-browser
+	@echo "make test: all checks passed"
+
+# Part of make test, beside the suite: npm ci, then a wait until nbval has run every chapter (the suite runs
+# them after the Colab and student-edition runs, see conftest.py), then the strict build and the browser test,
+# while the suite's unit tests finish.
+build-then-browser: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python tools/reuse_runs.py wait $(EXECUTED)
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory browser
-	@echo "make test: all checks passed"
 
 clean:
 	rm -rf _build

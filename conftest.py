@@ -69,14 +69,17 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 # How `make test`'s two xdist workers share the suite (`--dist loadscope --no-loadscope-reorder`). A
 # scheduling unit goes to one worker whole: a notebook under nbval (its cells share one kernel, in order), one
 # chapter's Colab or student-edition run, or a test file. Units are handed out longest first, so that
-# neither worker is left with a long run at the end: a Colab run (~40 s, with its pip install), a notebook
-# under nbval (~30 s), a student-edition run (~25 s), then the test files (seconds each). xdist's own
-# `loadgroup` does not work with pytest 9.2 (pytest-dev/pytest-xdist#1386), hence this scheduler.
+# neither worker is left with a long run at the end: the Colab runs (~30 s each, with a pip install) and the
+# student-edition runs (~25 s), then the notebooks under nbval (~25 s), then the test files (seconds each).
+# nbval comes last of the chapter runs because `make test` starts the book build and the browser test as
+# soon as nbval has run every chapter: what still runs beside them is only the unit tests, so no chapter's
+# timing measurement shares the cores with the build. xdist's own `loadgroup` does not work with pytest 9.2
+# (pytest-dev/pytest-xdist#1386), hence this scheduler.
 _ONE_RUN_EACH = {  # node-id prefix of a test that executes one chapter -> rank
     "tests/test_colab.py::test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell[": 0,
-    "tests/test_student.py::test_student_notebook_runs[": 2,
+    "tests/test_student.py::test_student_notebook_runs[": 1,
 }
-_NBVAL_RANK, _FILE_RANK = 1, 3
+_NBVAL_RANK, _FILE_RANK = 2, 3
 
 
 def _unit(nodeid: str) -> tuple[int, str]:
@@ -106,6 +109,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
             return _unit(nodeid)[1]
 
     return HeaviestFirst(config, log)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Tell `tools/reuse_runs.py wait` that no more chapter runs will be written (controller process only)."""
+    target = os.environ.get(_EXECUTED_DIR)
+    if target and not hasattr(session.config, "workerinput"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        (Path(target) / ".session-done").touch()  # tools/reuse_runs.SESSION_DONE
 
 
 def _ends_with_semicolon(source: str) -> bool:

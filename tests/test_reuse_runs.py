@@ -107,3 +107,26 @@ def test_prime_stores_current_runs_and_leaves_out_stale_or_missing_ones(tmp_path
     assert merged.cells[1].outputs[0].text == "a\n"
     with pytest.raises(KeyError):
         cache.match_cache_notebook(nbformat.read(chapters / "b.ipynb", as_version=4))
+
+
+def test_wait_returns_when_every_chapter_has_a_run_or_the_session_has_ended(tmp_path):
+    chapters, runs = tmp_path / "chapters", tmp_path / "runs"
+    chapters.mkdir()
+    runs.mkdir()
+    for name in ("a", "b"):
+        nbformat.write(_notebook("print(1)"), chapters / f"{name}.ipynb")
+    nbformat.write(_notebook("print(1)"), runs / "a.ipynb")
+    assert reuse_runs.wait(runs, chapters, poll_s=0.01, timeout_s=0.05) == ["b.ipynb"]  # gave up waiting
+    (runs / reuse_runs.SESSION_DONE).touch()  # the session ended without a passing run of b
+    assert reuse_runs.wait(runs, chapters, poll_s=10, timeout_s=60) == ["b.ipynb"]  # at once, not after 10 s
+    (runs / reuse_runs.SESSION_DONE).unlink()
+    nbformat.write(_notebook("print(1)"), runs / "b.ipynb")
+    assert reuse_runs.wait(runs, chapters, poll_s=10, timeout_s=60) == []
+    with pytest.raises(ValueError, match="poll_s"):
+        reuse_runs.wait(runs, chapters, poll_s=0)
+
+
+def test_the_nbval_session_marks_its_end(pages, tmp_path):
+    nbformat.write(_notebook("print(1)"), pages / "good.ipynb")
+    _run_nbval(pages, tmp_path / "runs")
+    assert (tmp_path / "runs" / reuse_runs.SESSION_DONE).is_file()

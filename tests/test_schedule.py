@@ -26,8 +26,8 @@ def test_heaviest_units_come_first():
         root_conftest._unit(nodeid)[0]
         for nodeid in (
             "tests/test_colab.py::test_notebook_runs_alone_with_skipflow_installed_by_its_setup_cell[01_a]",
-            "chapters/01_a.ipynb::Cell 0",
             "tests/test_student.py::test_student_notebook_runs[01_a]",
+            "chapters/01_a.ipynb::Cell 0",  # last of the chapter runs: the build starts once nbval is done
             "tests/test_models.py::test_a",
         )
     ]

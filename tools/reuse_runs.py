@@ -7,12 +7,19 @@ store myst-nb reads in ``execute_notebooks: cache`` mode. A chapter missing from
 left out of the cache, and the build then executes it itself: the result is never worse than a plain build.
 
     python tools/reuse_runs.py prime _build/executed _build/jupyter_cache
+
+``wait`` lets ``make test`` start the build while the rest of the suite still runs: it returns once every
+chapter has a run in the folder, or once the nbval session has ended (``conftest.py`` then writes
+``SESSION_DONE`` there, and a chapter still missing is executed by the build).
+
+    python tools/reuse_runs.py wait _build/executed
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -20,6 +27,7 @@ from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 
 ROOT = Path(__file__).resolve().parent.parent
+SESSION_DONE = ".session-done"  # written into the folder when the pytest session that fills it has ended
 
 
 def code_of(nb: nbformat.NotebookNode) -> list[str]:
@@ -46,13 +54,35 @@ def prime(executed: Path, cache_dir: Path, chapters: Path = ROOT / "chapters") -
     return left_out
 
 
+def wait(
+    executed: Path, chapters: Path = ROOT / "chapters", poll_s: float = 1.0, timeout_s: float = 3600
+) -> list[str]:
+    """Wait until every chapter has a run in ``executed``, or the session has ended; return those missing."""
+    if poll_s <= 0 or timeout_s <= 0:
+        raise ValueError(f"`poll_s` and `timeout_s` must be positive, got {poll_s} and {timeout_s}.")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = [p.name for p in sorted(chapters.glob("*.ipynb")) if not (executed / p.name).is_file()]
+        if not missing or (executed / SESSION_DONE).is_file() or time.monotonic() > deadline:
+            return missing
+        time.sleep(poll_s)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     cmd = sub.add_parser("prime", help="store the executed chapters in a jupyter-cache for the build")
     cmd.add_argument("executed", type=Path)
     cmd.add_argument("cache", type=Path)
+    cmd = sub.add_parser("wait", help="wait for every chapter's run, or for the end of the nbval session")
+    cmd.add_argument("executed", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "wait":
+        missing = wait(args.executed)
+        print(
+            f"reuse_runs: nbval's runs are ready ({len(missing)} chapter(s) without one: the build runs them)"
+        )
+        return 0
     left_out = prime(args.executed, args.cache)
     for line in left_out:
         print(f"reuse_runs: the build will execute {line}", file=sys.stderr)
