@@ -79,9 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "wait":
         missing = wait(args.executed)
-        print(
-            f"reuse_runs: nbval's runs are ready ({len(missing)} chapter(s) without one: the build runs them)"
-        )
+        without = f"; the build executes those without one: {', '.join(missing)}" if missing else ""
+        print(f"reuse_runs: nbval has run the chapters{without}")
         return 0
     left_out = prime(args.executed, args.cache)
     for line in left_out:
