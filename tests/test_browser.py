@@ -462,11 +462,26 @@ def save_full_page(page, width: int, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True, type="jpeg", quality=85)
 
 
+# A figure shown narrower on a phone than in the desktop column has smaller text than skipflow.plots allows.
+COLUMN_PX = 690  # skipflow.plots.COLUMN_PX: the text column at the desktop width
+SHRUNK_FIGURES = """(column) => [...document.querySelectorAll('main figure > img')]
+  .filter((img) => img.naturalWidth > 0
+    && img.getBoundingClientRect().width < Math.min(img.naturalWidth, column) - 1)
+  .map((img) => {
+    const shown = img.getBoundingClientRect().width.toFixed(0);
+    const name = img.getAttribute('src').split('/').pop().slice(0, 16);
+    return `${name}…: ${shown} px wide, ${Math.min(img.naturalWidth, column)} px in the column`;
+  })"""
+
+
 def check_phone(page, screenshot: Path | None = None) -> list[str]:
-    """At phone width nothing sticks out of the page, except inside boxes that scroll (code, tables)."""
+    """At phone width nothing sticks out of the page, except inside boxes that scroll (code, tables), and
+    figures keep the size (so the text size) they have in the desktop column, scrolling sideways."""
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(300)  # let the layout settle at the new size
     problems = [f"at {PHONE['width']} px: {text}" for text in page.evaluate(PHONE_OVERFLOW)]
+    shrunk = page.evaluate(SHRUNK_FIGURES, COLUMN_PX)
+    problems += [f"at {PHONE['width']} px a figure shrinks: {text}" for text in shrunk]
     if screenshot is not None:
         save_full_page(page, PHONE["width"], screenshot.with_name(screenshot.stem + "__phone.jpg"))
     page.set_viewport_size(VIEWPORT)
