@@ -90,6 +90,10 @@ def notebook_problems(path: Path, toc: list[str], repo_url: str) -> list[str]:
 HIDDEN_INPUT = {"remove-input", "remove-cell", "hide-input", "hide-cell"}
 HIDDEN_OUTPUT = {"remove-output", "remove-cell"}
 MAX_READER_LINES = 20  # a reader-facing cell fits on a screen; longer code is split or folded
+# The book's code column holds about 90 characters of 12-px code (_static/skipflow.css); chapters/ruff.toml
+# formats to this width, but a long string or comment is not split by the formatter.
+MAX_READER_COLUMNS = 88
+GLUE_CALL = re.compile(r"\bskipflow\.glue\(")
 
 
 def _tags(cell: dict) -> set[str]:
@@ -126,6 +130,18 @@ def page_problems(name: str, cells: list[dict]) -> list[str]:
                 f"{name}: cell {i} shows the reader {lines} lines of code (at most {MAX_READER_LINES}); "
                 "split it, or move the book's machinery (glue, checks) into a hidden cell"
             )
+        if not tags & HIDDEN_INPUT:
+            wide = [n for n, line in enumerate(text.splitlines(), 1) if len(line) > MAX_READER_COLUMNS]
+            if wide:
+                problems.append(
+                    f"{name}: cell {i} line(s) {wide} run past the book's code column "
+                    f"({MAX_READER_COLUMNS} characters); shorten or split them"
+                )
+            if GLUE_CALL.search(text):
+                problems.append(
+                    f"{name}: cell {i} shows the reader the book's skipflow.glue calls; "
+                    "move them into a following cell tagged 'remove-cell'"
+                )
         if not tags & HIDDEN_OUTPUT and _shows_a_glued_value(text):
             problems.append(f"{name}: cell {i} ends with a glue call without ';' (its bare value is shown)")
     return problems

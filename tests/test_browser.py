@@ -455,6 +455,9 @@ def save_full_page(page, width: int, path: Path) -> None:
 
     JPEG at quality 85: a chapter is a 20,000-px-high image, which Chromium encodes as JPEG in about half the
     time of a PNG, and the text stays sharp enough to review."""
+    # From the top, with nothing focused: otherwise the sticky header and the "Skip to main content" link,
+    # shown while focused, are drawn in the middle of the image, where the page was scrolled to.
+    page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
     height = page.evaluate("() => document.documentElement.scrollHeight")
     page.set_viewport_size({"width": width, "height": min(height, SCREENSHOT_MAX_HEIGHT)})
     page.wait_for_timeout(200)  # let the layout settle at the new size
@@ -474,6 +477,26 @@ SHRUNK_FIGURES = """(column) => [...document.querySelectorAll('main figure > img
   })"""
 
 
+# A folded cell whose output is not shown under it (a figure's drawing code, glued into a figure further
+# on) must say what it holds: tools/book_fixes.py labels drawing code "Show the code of Fig. 4.3".
+BARE_CODE_TOGGLES = """() => [...document.querySelectorAll('main details.above-input')]
+  .filter((d) => !d.closest('.cell')?.querySelector('.cell_output'))
+  .map((d) => d.querySelector('summary .collapsed')?.textContent.trim() || '')
+  .filter((label) => label.startsWith('Show code cell'))"""
+
+
+# A figure wider than a phone's screen scrolls sideways; _static/skipflow-figures.js marks it so that its
+# caption tells the reader (skipflow.css).
+SILENT_SCROLLING_FIGURES = """() => [...document.querySelectorAll('main figure')]
+  .filter((f) => f.querySelector(':scope > img')?.offsetWidth > f.clientWidth + 1)
+  .filter((f) => {
+    const caption = f.querySelector(':scope > figcaption');
+    return !caption || !f.classList.contains('skipflow-scrolls')
+      || !getComputedStyle(caption, '::before').content.includes('Swipe');
+  })
+  .map((f) => f.id || f.querySelector('img').getAttribute('src').split('/').pop().slice(0, 16))"""
+
+
 def check_phone(page, screenshot: Path | None = None) -> list[str]:
     """At phone width nothing sticks out of the page, except inside boxes that scroll (code, tables), and
     figures keep the size (so the text size) they have in the desktop column, scrolling sideways."""
@@ -482,6 +505,10 @@ def check_phone(page, screenshot: Path | None = None) -> list[str]:
     problems = [f"at {PHONE['width']} px: {text}" for text in page.evaluate(PHONE_OVERFLOW)]
     shrunk = page.evaluate(SHRUNK_FIGURES, COLUMN_PX)
     problems += [f"at {PHONE['width']} px a figure shrinks: {text}" for text in shrunk]
+    silent = page.evaluate(SILENT_SCROLLING_FIGURES)
+    problems += [
+        f"at {PHONE['width']} px figure {name} scrolls sideways without saying so" for name in silent
+    ]
     if screenshot is not None:
         save_full_page(page, PHONE["width"], screenshot.with_name(screenshot.stem + "__phone.jpg"))
     page.set_viewport_size(VIEWPORT)
@@ -710,6 +737,8 @@ def page_problems(
             problems += check_numbering(page, docname)
         problems += [f"MyST markup left unparsed: {text}" for text in page.evaluate(RAW_MYST)]
         problems += check_explorers(page)
+        for label in page.evaluate(BARE_CODE_TOGGLES):
+            problems.append(f"a folded cell with nothing under it is labelled only {label!r}")
         for lines in page.evaluate(TRACEBACK_LINES):
             if lines > MAX_TRACEBACK_LINES:
                 problems.append(f"a traceback of {lines} lines is shown (at most {MAX_TRACEBACK_LINES})")
@@ -833,6 +862,10 @@ INJECTED = """
 <p><span class="caption-number">Fig. 9 </span>a figure numbered across the book</p>
 <p>````{dropdown} a directive whose fence did not parse</p>
 <div class="injected-wide" style="width: 2000px">a line far wider than a phone</div>
+<div class="cell docutils container"><details class="hide above-input"><summary>
+<p class="collapsed admonition-title">Show code cell source</p></summary><pre>draw()</pre></details></div>
+<figure id="injected-wide-figure"><img src="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' \
+width='600' height='20'/%3E" alt="wide"><figcaption><p>a figure wider than a phone</p></figcaption></figure>
 <div class="output traceback highlight-none notranslate"><div class="highlight"><pre>Traceback
   File "a.py", line 1
   File "b.py", line 2
@@ -870,6 +903,7 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
     html = html.replace("<details class='skipflow-ledger'>", "<details class='skipflow-ledger' open>", 1)
     html = html.replace('<details class="skipflow-ledger">', '<details class="skipflow-ledger" open>', 1)
     html = re.sub(r'(href="https://colab[^"]*/)[^"/]+\.ipynb"', r'\1not-this-chapter.ipynb"', html)
+    html = re.sub(r'<script src="[^"]*skipflow-figures\.js[^"]*"></script>', "", html)  # no scroll cue
     page_file.write_text(html, encoding="utf-8")
 
     with serve(site) as url, open_context(browser, url, block_remote=True) as context:
@@ -887,6 +921,8 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
         "ledger check": "the ledger is not folded by default",
         "traceback check": "a traceback of 5 lines is shown",
         "phone check": "at 390 px: div.injected-wide spans",
+        "code toggle check": "a folded cell with nothing under it is labelled only 'Show code cell source'",
+        "scroll cue check": "figure injected-wide-figure scrolls sideways without saying so",
         "numbering check": "'Fig. 9' is not numbered within chapter",
         "unparsed MyST check": "MyST markup left unparsed: ````{dropdown} a directive",
         "equation width check": "a display equation is wider than the column: ",

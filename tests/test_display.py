@@ -16,7 +16,7 @@ def test_prints_only_the_error_wrapped_to_the_column(capsys):
     out = capsys.readouterr().out
     assert out.startswith("RuntimeError (as expected): ")
     assert "inplace operation" in out.replace("\n", " ")
-    assert "Traceback" not in out and max(len(line) for line in out.splitlines()) <= 100
+    assert "Traceback" not in out and max(len(line) for line in out.splitlines()) <= display.OUTPUT_COLUMNS
 
 
 def test_a_block_that_does_not_fail_is_an_error():
@@ -47,6 +47,17 @@ def test_a_table_shows_the_same_cells_as_html_and_as_aligned_text():
     assert page.count("<tr>") == 3 and "<td>1.23</td>" in page
     assert "CNN &lt;BN&gt;" in page and "<BN>" not in page  # cells are escaped
     assert page.startswith("<div class='skipflow-table'>")  # scrolls sideways on a phone (skipflow.css)
+
+
+def test_a_table_caption_says_what_the_numbers_are_in_both_forms():
+    from skipflow.display import table
+
+    shown = table(["n", "ratio"], [[4, 0.5]], caption="saved activations <per block>")
+    assert repr(shown).splitlines()[0] == "saved activations <per block>"
+    assert "<caption>saved activations &lt;per block&gt;</caption>" in shown._repr_html_()
+    assert "<caption>" not in table(["n"], [[1]])._repr_html_()
+    with pytest.raises(TypeError, match="`caption`"):
+        table(["n"], [[1]], caption=3)
 
 
 @pytest.mark.parametrize(

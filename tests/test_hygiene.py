@@ -172,13 +172,18 @@ def test_rules_catch_a_missing_or_unfolded_ledger(good_notebook):
 
 
 def duplicate_reference_links(bib: str) -> list[str]:
-    """Entries whose `url` is the arXiv page of their own `eprint`: their reference shows one link twice."""
+    """Entries whose `url` is the arXiv page of their own `eprint`, or the doi.org page of their own `doi`:
+    their reference shows one link twice."""
     found = []
     for entry in re.split(r"(?m)^@", bib):
         key = entry.split("{", 1)[-1].split(",", 1)[0].strip()
-        eprint = re.search(r"eprint\s*=\s*\{([^}]*)\}", entry)
-        if eprint and re.search(r"url\s*=\s*\{https?://arxiv\.org/abs/" + re.escape(eprint.group(1)), entry):
-            found.append(key)
+        url = re.search(r"url\s*=\s*\{([^}]*)\}", entry)
+        if not url:
+            continue
+        for field, page in (("eprint", "arxiv.org/abs/"), ("doi", "doi.org/")):
+            value = re.search(field + r"\s*=\s*\{([^}]*)\}", entry)
+            if value and re.fullmatch(r"https?://(dx\.)?" + re.escape(page + value.group(1)), url.group(1)):
+                found.append(key)
     return found
 
 
@@ -186,6 +191,10 @@ def test_each_reference_prints_one_link():
     assert duplicate_reference_links((ROOT / "references.bib").read_text(encoding="utf-8")) == []
     twice = "@article{k1,\n  eprint = {1512.03385},\n  url = {https://arxiv.org/abs/1512.03385}\n}\n"
     assert duplicate_reference_links(twice) == ["k1"]
+    doi_twice = "@article{k2,\n  doi = {10.1109/72.279181},\n  url = {https://doi.org/10.1109/72.279181}\n}\n"
+    assert duplicate_reference_links(doi_twice) == ["k2"]
+    other_page = "@article{k3,\n  doi = {10.1/x},\n  url = {https://proceedings.mlr.press/v9/x.html}\n}\n"
+    assert duplicate_reference_links(other_page) == []
 
 
 def test_rules_catch_a_long_reader_facing_cell(good_notebook):
@@ -194,6 +203,20 @@ def test_rules_catch_a_long_reader_facing_cell(good_notebook):
     assert any("21 lines" in p for p in problems_of(path, _with_cell(nb, _code_cell(long_cell))))
     assert problems_of(path, _with_cell(nb, _code_cell(long_cell, ("remove-input",)))) == []
     assert problems_of(path, _with_cell(nb, _code_cell("\n".join(long_cell.splitlines()[:20])))) == []
+
+
+def test_rules_catch_wide_code_and_glue_calls_shown_to_the_reader(good_notebook):
+    path, nb = good_notebook
+    wide = "x = " + "1 + " * 21 + "1"  # 89 characters
+    assert len(wide) == 89
+    assert any("line(s) [1] run past" in p for p in problems_of(path, _with_cell(nb, _code_cell(wide))))
+    assert problems_of(path, _with_cell(nb, _code_cell(wide[:-4] + "1"))) == []
+    assert problems_of(path, _with_cell(nb, _code_cell(wide, ("hide-input",)))) == []
+    glued = 'y = 2\nprint(y)\nskipflow.glue("ch9_y", y);'
+    assert any("glue calls" in p for p in problems_of(path, _with_cell(nb, _code_cell(glued))))
+    assert problems_of(path, _with_cell(nb, _code_cell(glued, ("remove-cell",)))) == []
+    figure = 'skipflow.glue_figure("fig_x", fig)'
+    assert not any("glue calls" in p for p in problems_of(path, _with_cell(nb, _code_cell(figure))))
 
 
 @pytest.mark.parametrize(
@@ -213,3 +236,20 @@ def test_rules_catch_a_glued_value_shown_bare(good_notebook, text, flagged):
     assert found == flagged
     hidden = _with_cell(nb, _code_cell(text, ("remove-output",)))
     assert not any("glue call without" in p for p in problems_of(path, hidden))
+
+
+def glossary_terms_never_linked(glossary: str, chapters: str) -> list[str]:
+    """Glossary entries that no chapter links with {term}: a reader never reaches them from the text."""
+    body = glossary.split("```{glossary}", 1)[1].split("```", 1)[0]
+    terms = [line for line in body.splitlines() if line and not line.startswith((" ", ":"))]
+    linked = {m.lower() for m in re.findall(r"\{term\}`(?:[^`<]*<)?([^`<>]+)>?`", chapters)}
+    return [term for term in terms if term.lower() not in linked]
+
+
+def test_every_glossary_term_is_linked_from_a_chapter():
+    chapters = "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "chapters").glob("*.ipynb")))
+    assert glossary_terms_never_linked((ROOT / "glossary.md").read_text(encoding="utf-8"), chapters) == []
+    glossary = "```{glossary}\n:sorted:\n\nFan-in\n  Inputs.\n\nLesion\n  Deleting a block.\n```\n"
+    text = "the {term}`fan-in` and {term}`a lesion study <Lesion>`"
+    assert glossary_terms_never_linked(glossary, text) == []
+    assert glossary_terms_never_linked(glossary, "the {term}`fan-in`") == ["Lesion"]

@@ -189,6 +189,10 @@ def test_glue_falls_back_to_printing(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_myst)
     assert skipflow.glue("answer", torch.tensor(42.0)) == 42.0
     assert "answer = 42.0" in capsys.readouterr().out
+    import numpy as np
+
+    glued = skipflow.glue("ratio", np.float64(0.5))  # a NumPy scalar reaches the text as a plain number
+    assert type(glued) is float and "ratio = 0.5" in capsys.readouterr().out
     with pytest.raises(ValueError, match="`name`"):
         skipflow.glue("not an identifier", 1)
 

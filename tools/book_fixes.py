@@ -26,13 +26,24 @@ Citations carry one number across the book: a chapter cites with ``{footcite}`` 
 end, and each footnote takes the number the work has on the References page (``{bibliography}`` with
 ``:all:``), so "[7]" means the same paper on every page.
 
+Two more page-only touches, the notebooks unchanged:
+
+- A glued number in e-notation ("5.6e-17", from ``{glue:text}`key:.1e```) is printed as a reader writes it,
+  "5.6 × 10⁻¹⁷", a negative one with a minus sign ("−0.25", not a hyphen), and no glued number is broken
+  across two lines.
+- A figure's drawing code is folded under the figure's cell, often a few paragraphs before the figure itself;
+  its toggle says which figure it draws ("Show the code of Fig. 4.3") instead of "Show code cell source".
+- A glued figure's image gets its caption as alternative text (myst-nb gives it the image's file path).
+
 Enabled for every build in _config.yml (`sphinx: local_extensions: {book_fixes: tools}`); tools/offline.py
 and tools/build_chapter.sh rebase that path when they write their own config elsewhere.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 CHAPTER_DOC = re.compile(r"^chapters/(\d+)_")
@@ -145,6 +156,106 @@ def number_citations_book_wide(app: Any, doctree: Any, docname: str) -> None:
     for reference in doctree.findall(nodes.footnote_reference):
         if reference.get("refid") in relabel:
             reference.children = [nodes.Text(relabel[reference["refid"]])]
+    sort_footnotes_by_label(doctree)
+
+
+def sort_footnotes_by_label(doctree: Any) -> None:
+    """A chapter lists its works in the order of their book-wide numbers ([1], [7], [12]), not of citation."""
+    from docutils import nodes
+
+    parents = {id(f.parent): f.parent for f in doctree.findall(nodes.footnote) if f.parent is not None}
+    for parent in parents.values():
+        slots = [i for i, child in enumerate(parent.children) if isinstance(child, nodes.footnote)]
+        notes = [parent.children[i] for i in slots]
+
+        def number(note: Any) -> tuple[int, str]:
+            label = next(iter(note.findall(nodes.label)), None)
+            text = label.astext() if label is not None else ""
+            return (int(text), text) if text.isdigit() else (10**9, text)
+
+        for slot, note in zip(slots, sorted(notes, key=number), strict=True):
+            parent.children[slot] = note
+
+
+E_NOTATION = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
+NEGATIVE_NUMBER = re.compile(r"^-\d[\d.,]*%?$")
+SUPERSCRIPTS = str.maketrans("-+0123456789", "⁻⁺⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def scientific(text: str) -> str:
+    """ "5.6e-17" as "5.6 × 10⁻¹⁷" ("1e-05" as "10⁻⁵"); any other text is returned unchanged."""
+    match = E_NOTATION.match(text.strip())
+    if not match:
+        return "−" + text[1:] if NEGATIVE_NUMBER.match(text) else text
+    mantissa, exponent = match.group(1), int(match.group(2))
+    sign = "−" if mantissa.startswith("-") else ""
+    mantissa = mantissa.lstrip("+-")
+    if exponent == 0:
+        return sign + mantissa
+    power = "10" + str(exponent).translate(SUPERSCRIPTS)
+    return f"{sign}{power}" if mantissa in ("1", "1.0") else f"{sign}{mantissa} × {power}"
+
+
+def typeset_glued_numbers(app: Any, doctree: Any, docname: str) -> None:
+    """Glued numbers in e-notation as powers of ten (_static/skipflow.css keeps each on one line)."""
+    from docutils import nodes
+
+    for node in list(doctree.findall(nodes.inline)):
+        if "pasted-text" not in node.get("classes", []):
+            continue
+        text = node.astext()
+        shown = scientific(text)
+        if shown != text:
+            node.children = [nodes.Text(shown)]
+
+
+GLUE_FIGURE_CALL = re.compile(r"glue_figure\(\s*[\"'](\w+)[\"']")
+GLUE_FIGURE_NAME = re.compile(r"\{glue:figure\}\s*(\w+)\s*\n:name:\s*([\w-]+)")
+
+
+def glued_figure_names(notebook: Path) -> dict[str, str]:
+    """The label of each ``{glue:figure}`` of a notebook by glue key, e.g. {"ch4_fig_a": "fig-ch4-a"}."""
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    text = "\n".join("".join(c.get("source", "")) for c in cells if c.get("cell_type") == "markdown")
+    return dict(GLUE_FIGURE_NAME.findall(text))
+
+
+def label_figure_code(app: Any, doctree: Any, docname: str) -> None:
+    """Folded drawing code says which figure it draws: "Show the code of Fig. 4.3" (see the docstring)."""
+    from docutils import nodes
+
+    numbers = app.env.toc_fignumbers.get(docname, {}).get("figure", {})
+    names = glued_figure_names(Path(app.env.doc2path(docname)))
+    if not numbers or not names:
+        return
+    for node in list(doctree.findall(nodes.Element)):
+        if type(node).__name__ != "HideCodeCellNode" or "above-input" not in node.get("classes", []):
+            continue
+        keys = GLUE_FIGURE_CALL.findall(node.astext())
+        figures = [numbers[names[k]] for k in keys if k in names and names[k] in numbers]
+        if not figures:
+            continue
+        shown = " and ".join("Fig. " + ".".join(map(str, number)) for number in figures)
+        node["prompt_show"] = f"Show the code of {shown}"
+        node["prompt_hide"] = f"Hide the code of {shown}"
+
+
+def describe_figure_images(app: Any, doctree: Any, docname: str) -> None:
+    """An image in a captioned figure whose alt text is a file path takes the caption's text instead."""
+    from docutils import nodes
+
+    for figure in doctree.findall(nodes.figure):
+        captions = list(figure.findall(nodes.caption))
+        if not captions:
+            continue
+        text = " ".join(captions[0].astext().split())
+        for image in figure.findall(nodes.image):
+            alt = image.get("alt", "")
+            if not alt or alt == image.get("uri") or alt.endswith((".png", ".svg", ".jpg")):
+                image["alt"] = text
 
 
 def setup(app: Any) -> dict[str, Any]:
@@ -153,5 +264,8 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("html-page-context", dedupe_scripts, priority=900)  # after everyone else added theirs
     app.connect("doctree-resolved", shorten_tracebacks)
     app.connect("doctree-resolved", number_citations_book_wide)
+    app.connect("doctree-resolved", typeset_glued_numbers)
+    app.connect("doctree-resolved", label_figure_code)
+    app.connect("doctree-resolved", describe_figure_images)
     app.connect("env-get-updated", number_per_chapter, priority=900)  # after Sphinx's own numbering
     return {"parallel_read_safe": True, "parallel_write_safe": True}

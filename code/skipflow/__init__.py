@@ -10,7 +10,7 @@ Each module holds one concept, so a reader can open the file that a chapter talk
 - :mod:`skipflow.train`    a small explicit training loop that returns a history
 - :mod:`skipflow.optim`    SGD with momentum and Adam, written out
 - :mod:`skipflow.plots`    matplotlib helpers with one consistent style
-- :mod:`skipflow.display`  ``glue`` that also works outside the book build (Colab)
+- :mod:`skipflow.display`  ``glue`` that also works outside the book build (Colab), and ``table``
 - :mod:`skipflow.checks`   exercise checkers, one function per exercise
 - :mod:`skipflow.claims`   claims that check themselves, and the ledger each chapter shows
 - :mod:`skipflow.widgets`  ipywidgets explorers
@@ -21,7 +21,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from skipflow import blocks, checks, claims, data, display, models, plots, probes, runtime, train, widgets
-from skipflow.display import glue, setup_notebook
+from skipflow.display import glue, setup_notebook, table
 
 __all__ = [
     "__version__",
@@ -36,6 +36,7 @@ __all__ = [
     "probes",
     "runtime",
     "setup_notebook",
+    "table",
     "train",
     "widgets",
 ]

@@ -12,6 +12,7 @@ import os
 import textwrap
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from skipflow.claims import format_value
@@ -23,12 +24,14 @@ from skipflow.runtime import describe, set_threads
 def glue(name: str, value: object, display: bool = False) -> object:
     """Make ``value`` available to the text as ``{glue:text}`name``` and return it unchanged.
 
-    Tensors of one element become Python numbers so that format specs such as ``:.2f`` work. Outside the
-    book build (no myst-nb) the value is printed as ``name = value``.
+    Tensors of one element and NumPy scalars become Python numbers so that format specs such as ``:.2f``
+    work. Outside the book build (no myst-nb) the value is printed as ``name = value``.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"`name` must be a simple identifier such as 'ratio_20', got {name!r}.")
     if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, np.generic):  # np.float64(0.5) would reach the text as "np.float64(0.5)"
         value = value.item()
     try:
         from myst_nb import glue as _myst_glue
@@ -42,10 +45,19 @@ def glue(name: str, value: object, display: bool = False) -> object:
 class Table:
     """A small table of results: an HTML table in Jupyter and the book, aligned plain text elsewhere.
 
-    Numbers are shown to ``digits`` significant figures (strings as they are). Build one with :func:`table`.
+    Numbers are shown to ``digits`` significant figures (strings as they are); ``caption``, if given, is a
+    line above the table saying what its numbers are. Build one with :func:`table`.
     """
 
-    def __init__(self, header: Sequence[str], rows: Sequence[Sequence[object]], digits: int = 3):
+    def __init__(
+        self,
+        header: Sequence[str],
+        rows: Sequence[Sequence[object]],
+        digits: int = 3,
+        caption: str | None = None,
+    ):
+        if caption is not None and not isinstance(caption, str):
+            raise TypeError(f"`caption` must be a string or None, got {type(caption).__name__}.")
         if isinstance(header, str) or not isinstance(header, Sequence) or not header:
             raise TypeError(f"`header` must be a non-empty list of column names, got {header!r}.")
         if isinstance(rows, str) or not isinstance(rows, Sequence):
@@ -55,6 +67,7 @@ class Table:
                 raise ValueError(
                     f"`rows[{number}]` must have {len(header)} cells, one per column of `header`: {row!r}."
                 )
+        self.caption = caption
         self.header = [str(name) for name in header]
         self.cells = [[format_value(value, digits) for value in row] for row in rows]
 
@@ -69,22 +82,29 @@ class Table:
             ]
             return "  ".join(padded).rstrip()
 
-        return "\n".join(row(line) for line in lines)
+        text = "\n".join(row(line) for line in lines)
+        return f"{self.caption}\n{text}" if self.caption else text
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(name)}</th>" for name in self.header)
         body = "".join(
             "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in self.cells
         )
+        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         return (
-            "<div class='skipflow-table'><table>"
+            f"<div class='skipflow-table'><table>{caption}"
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
         )
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]], digits: int = 3) -> Table:
+def table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    digits: int = 3,
+    caption: str | None = None,
+) -> Table:
     """Show results as a table; the last line of a cell, or ``display(table(...))``. See :class:`Table`."""
-    return Table(header, rows, digits)
+    return Table(header, rows, digits, caption)
 
 
 def glue_figure(name: str, fig: object) -> None:
@@ -151,6 +171,11 @@ def _inline_figures() -> None:
         matplotlib.use("module://matplotlib_inline.backend_inline")
 
 
+#: Printed output in the book's column holds about 78 characters (14-px monospace in ~660 px); a message
+#: wrapped narrower than that is not wrapped a second time by the page.
+OUTPUT_COLUMNS = 76
+
+
 @contextlib.contextmanager
 def expect_error(kind: type[BaseException] = Exception, contains: str | None = None) -> Iterator[None]:
     """Run a block that must fail with ``kind``; print only the error, wrapped to the page's column.
@@ -168,6 +193,7 @@ def expect_error(kind: type[BaseException] = Exception, contains: str | None = N
         if contains is not None and contains not in str(error):
             raise AssertionError(f"expected {kind.__name__} mentioning {contains!r}, got: {error}") from error
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(textwrap.fill(f"{type(error).__name__} (as expected): {first_line}", width=100))
+        message = f"{type(error).__name__} (as expected): {first_line}"
+        print(textwrap.fill(message, width=OUTPUT_COLUMNS))
     else:
         raise AssertionError(f"expected the code to raise {kind.__name__}, but it ran without an error")
