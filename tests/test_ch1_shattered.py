@@ -149,6 +149,17 @@ def test_glue_figure_renders_once_and_closes_the_figure(monkeypatch):
         glue_figure("not a name", fig)
 
 
+def _image_width_px(fig) -> int:
+    """The width of the PNG the inline backend would show: saved at the figure's dpi, cropped "tight"."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")
+    return Image.open(io.BytesIO(buffer.getvalue())).width
+
+
 def test_rendered_text_px_follows_the_column():
     import matplotlib.pyplot as plt
     from skipflow.plots import COLUMN_PX, rendered_text_px
@@ -156,14 +167,31 @@ def test_rendered_text_px_follows_the_column():
     fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
     ax.set_title("t", fontsize=9)
     ax.tick_params(labelsize=12)
-    # 500 px wide fits the column: 9 pt at 100 dpi is 12.5 px
+    # about 500 px wide fits the column: 9 pt at 100 dpi is 12.5 px
     assert rendered_text_px(fig) == pytest.approx(9 / 72 * 100)
-    fig.set_size_inches(2 * COLUMN_PX / 100, 3)  # twice the column: shrunk by half
-    assert rendered_text_px(fig) == pytest.approx(9 / 72 * 100 / 2)
+    fig.set_size_inches(2 * COLUMN_PX / 100, 3)  # about twice the column: shrunk to fit it
+    shrink = COLUMN_PX / _image_width_px(fig)
+    assert 0.5 < shrink < 0.7  # the tight crop removes most of the figure's empty side margins
+    assert rendered_text_px(fig) == pytest.approx(9 / 72 * 100 * shrink, rel=0.01)  # ±1 px of crop rounding
     ax.title.set_visible(False)  # hidden text does not count: the 12-pt tick labels are now the smallest
-    assert rendered_text_px(fig) == pytest.approx(12 / 72 * 100 / 2)
+    assert rendered_text_px(fig) == pytest.approx(12 / 72 * 100 * shrink, rel=0.01)
     with pytest.raises(ValueError, match="column_px"):
         rendered_text_px(fig, column_px=0)
+    plt.close(fig)
+
+
+def test_a_legend_outside_the_axes_widens_the_image_and_shrinks_its_text():
+    import matplotlib.pyplot as plt
+    from skipflow.plots import COLUMN_PX, rendered_text_px
+
+    fig, ax = plt.subplots(figsize=(COLUMN_PX / 100, 3), dpi=100)  # exactly the column wide
+    ax.plot([0, 1], label="a long legend entry that sits right of the axes")
+    ax.tick_params(labelsize=12)
+    ax.legend(fontsize=12, loc="upper left", bbox_to_anchor=(1.02, 1))
+    width = _image_width_px(fig)
+    assert width > COLUMN_PX * 1.2  # the legend made the saved image wider than the figure
+    # the figure's own width would say 12 pt = 16.7 px; the page shrinks the wider image to the column
+    assert rendered_text_px(fig) == pytest.approx(12 / 72 * 100 * COLUMN_PX / width, rel=0.01)
     plt.close(fig)
 
 

@@ -38,6 +38,46 @@ FIX_COLORS = {
     "rezero": "#7d3c98",
     "fixup": "#d68910",
 }
+# --- chapter 1 colours (one constant per concept; used by every figure of that concept) ---
+#: Network depth in chapter 1's init grid, light (shallow) to dark (deep): one grey scale, so that no
+#: concept colour above takes a second meaning. (Series with no concept of their own use COLORS["neutral"].)
+DEPTH_COLORS = {5: "#a6acaf", 20: "#6c7a89", 50: "#17202a"}
+# --- chapter 2 colours (one constant per concept; used by every figure of that concept) ---
+# --- chapter 3 colours (one constant per concept; used by every figure of that concept) ---
+#: Chapter 3: "exact" is the exact decomposition of the input gradient by path length (a_k, c_k, the
+#: recursion); "sampled" is Veit et al.'s sampled measure and every sampling estimate; "weight" the
+#: branch-weight gradient (c^W_k); "first_order" the first-order prediction -<g_l, Delta_l> of a lesion;
+#: "plain_bn" the plain MLP with BatchNorm. Lesions of the residual network stay COLORS["residual"], the
+#: share of all paths COLORS["neutral"].
+PATH_COLORS = {
+    "exact": "#17a589",
+    "sampled": "#7d3c98",
+    "weight": "#a04000",
+    "first_order": "#1c2833",
+    "plain_bn": "#7b241c",
+}
+# --- chapter 4 colours (one constant per concept; used by every figure of that concept) ---
+#: One colour per shortcut variant of chapter 4 (He et al. 2016b, Table 1), keyed by the chapter's variant
+#: names: the identity is pre-activation's blue, the two gates are greens, and the variants that shrink or
+#: randomize the shortcut at every block are shades of magenta (none is an ordering's colour).
+SHORTCUT_COLORS = {
+    "identity": COLORS["pre"],
+    "exclusive gating, b_g = −6": "#1e8449",
+    "shortcut-only gating, b_g = −6": "#58d68d",
+    "scaling 0.5 / 0.5": "#6c1d45",
+    "scaling 0.5 / 1": "#a93677",
+    "1×1 projection": "#d35fa0",
+    "dropout 0.5": "#e39bc6",
+}
+# --- chapter 5 colours (one constant per concept; used by every figure of that concept) ---
+#: Chapter 5: a measured series next to the reference it is read against (a prediction, a flop share, a line
+#: proportional to bytes), and a residual network trained with stochastic depth (without: COLORS["residual"]).
+CH5_COLORS = {"measured": "#212f3d", "reference": "#99a3a4", "stochastic_depth": "#a93279"}
+# --- chapter 6 colours (one constant per concept; used by every figure of that concept) ---
+#: Chapter 6's concepts that have no colour above: attention with a plain skip and no LayerNorm (Pre-LN keeps
+#: COLORS["pre"], a 1/√L branch FIX_COLORS["sqrt_depth"]), and the hyper-connection mixers, unconstrained
+#: and doubly stochastic (Sinkhorn-projected).
+TRANSFORMER_COLORS = {"attn_skip": "#17becf", "mixer_free": "#a04000", "mixer_sinkhorn": "#7d3c98"}
 CYCLE = ["#2471a3", "#c0392b", "#229954", "#d68910", "#7d3c98", "#17a589", "#566573", "#a04000"]
 
 
@@ -72,8 +112,9 @@ def rendered_text_px(fig, column_px: int = COLUMN_PX) -> float:
 
     Jupyter renders a figure at ``fig.dpi``; the page shows the image at its natural width or, if wider than
     the column, shrunk to the column. So a point of font size becomes ``dpi / 72 * min(1, column / width)``
-    pixels. (The inline backend crops to the drawn area, which makes the image a little narrower than the
-    figure: the estimate errs on the small side.)
+    pixels. The width is the image's, not the figure's: the inline backend saves with ``bbox_inches="tight"``
+    (and 0.1 inch of padding), which crops empty margins but also widens the image when a legend or label
+    sits outside the figure.
     """
     from matplotlib.text import Text
 
@@ -95,7 +136,7 @@ def rendered_text_px(fig, column_px: int = COLUMN_PX) -> float:
             ]
     if not sizes:
         return float("inf")
-    width_px = fig.get_figwidth() * fig.dpi
+    width_px = (fig.get_tightbbox().width + 2 * mpl.rcParams["savefig.pad_inches"]) * fig.dpi
     return min(sizes) / 72 * fig.dpi * min(1.0, column_px / width_px)
 
 
