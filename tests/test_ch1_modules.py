@@ -109,6 +109,15 @@ def test_blog_experiment_gradients_are_per_seed():
     out, _ = blog.blog_forward(w, x[2:3], True)
     ((out - y[2:3]) ** 2).mean().backward()
     assert w[0].grad.abs().mean().item() == pytest.approx(full.residual_grad[2, 0].item(), rel=1e-5)
+    assert w[4].grad.norm().item() == pytest.approx(full.residual_last_grad[2].item(), rel=1e-5)
+
+
+def test_blog_last_layer_ratio_factors_into_input_error_and_alignment():
+    result = blog.blog_experiment(n_seeds=8)
+    for alignment in (result.plain_alignment, result.residual_alignment):
+        assert torch.all((alignment > 0) & (alignment <= 1 + 1e-6))  # Cauchy-Schwarz
+    product = result.last_input_ratio * result.out_grad_ratio * result.alignment_ratio
+    assert torch.allclose(product, result.last_grad_ratio, rtol=1e-5)
 
 
 def test_blog_validates_arguments():

@@ -89,6 +89,19 @@ def test_curvature_of_known_surfaces():
     assert ls.nonconvex_share(tilted, tolerance=0.0) == 1.0
 
 
+def test_nonconvex_points_locate_the_points_the_share_counts():
+    c = torch.linspace(-1, 1, 13, dtype=F64)  # spacing 1/6, as in the chapter
+    a, b = torch.meshgrid(c, c, indexing="ij")
+    cubic = ls.Slice(c, a**2 + b**3)  # curvatures 2 and 6b: bends down where b < 0
+    pa, pb, bad = ls.nonconvex_points(cubic, radius=0.5)
+    assert len(pa) == len(pb) == len(bad) == 29  # the grid points within radius 0.5 (3 steps)
+    assert torch.all(pa**2 + pb**2 <= 0.25 + 1e-12)
+    assert torch.equal(bad, pb < -1e-9)
+    assert ls.nonconvex_share(cubic, radius=0.5) == bad.double().mean().item() == 11 / 29
+    everywhere = ls.nonconvex_points(cubic)
+    assert len(everywhere[0]) == 11 * 11
+
+
 def test_validation():
     with pytest.raises(ValueError, match="`kind`"):
         ls.init_params("dense", 1)

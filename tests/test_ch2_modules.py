@@ -36,6 +36,26 @@ def test_draw_stack_custom_labels_and_validation():
     plt.close("all")
 
 
+def test_diagram_colours_follow_the_plot_colours_and_limits_can_be_shared():
+    from matplotlib.colors import to_hex
+    from skipflow.plots import COLORS
+
+    def plus_colour(ax):
+        return next((to_hex(t.get_color()) for t in ax.texts if t.get_text() == "+"), None)
+
+    _, axes = plt.subplots(1, 3)
+    for ax, kind in zip(axes, ("plain", "identity", "post"), strict=True):
+        diagrams.draw_block(kind, ax)
+    assert [plus_colour(ax) for ax in axes] == [None, COLORS["residual"], COLORS["post"]]
+    assert plus_colour(diagrams.draw_stack(["a"], line_color="#123456")) == "#123456"
+    assert axes[0].get_ylim() != axes[2].get_ylim()  # the post-activation block is taller
+    diagrams.share_limits(axes)
+    assert len({ax.get_ylim() for ax in axes}) == 1 and len({ax.get_xlim() for ax in axes}) == 1
+    with pytest.raises(TypeError, match="`axes`"):
+        diagrams.share_limits([])
+    plt.close("all")
+
+
 # ---------------------------------------------------------------- handmade
 @pytest.mark.parametrize("post", [False, True])
 def test_handmade_block_matches_autograd(post):

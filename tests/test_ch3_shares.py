@@ -135,6 +135,23 @@ def test_block_refinement_first_order_cost_matches_removing_the_change():
     assert not any(p.grad is not None for p in net.parameters())  # the caller's model is left clean
 
 
+def test_block_refinement_descending_share_counts_examples_by_sign():
+    net = _net("pre", 3, None, seed=4)
+    x, y = _batch(7, n=12)
+    ref = refinement.block_refinement(net, x, y)
+    assert ref.descending_share.shape == (3,)
+    # recompute block 1's per-example inner products ⟨g_1, Δ_1⟩ by hand
+    h0 = net.stem(x).detach()
+    h1 = net.blocks[0](h0).detach().requires_grad_(True)
+    z = h1
+    for block in net.blocks[1:]:
+        z = block(z)
+    (g1,) = torch.autograd.grad(nn.functional.cross_entropy(net.head(net.final(z)), y), h1)
+    inner = (g1 * (h1 - h0)).sum(1).detach()
+    assert float(ref.descending_share[0]) == pytest.approx(float((inner < 0).double().mean()))
+    assert float(ref.first_order_cost[0]) == pytest.approx(-float(inner.sum()), rel=1e-5, abs=1e-9)
+
+
 def test_block_refinement_validates():
     with pytest.raises(ValueError, match="pre-activation"):
         refinement.block_refinement(_net("post", 2, None, seed=0), *_batch())

@@ -138,6 +138,21 @@ def test_plot_monitors_shares_one_colour_scale():
     plt.close("all")
 
 
+def test_plot_monitors_names_the_thresholds_on_the_colour_bar():
+    from skipflow.monitor import plot_monitors
+
+    # log10 ratios from about -7 to 0.3: both thresholds (low = 1e-5, high = 1) lie on the scale
+    fig = plot_monitors({"small": _monitor_with(1e-7), "large": _monitor_with(2.0)})
+    (bar_ax,) = [ax for ax in fig.axes if not ax.images]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in bar_ax.get_yticklabels()]
+    assert "low (−5)" in labels and "high (0)" in labels
+    lines = [line for line in bar_ax.get_lines() if line.get_linestyle() in ("--", ":")]
+    assert sorted(line.get_linestyle() for line in lines) == ["--", ":"]
+    assert all(line.get_color() == "black" for line in lines)
+    plt.close("all")
+
+
 @pytest.mark.parametrize("bad, err", [({}, ValueError), ([], ValueError), ({"a": object()}, TypeError)])
 def test_plot_monitors_rejects_bad_input(bad, err):
     from skipflow.monitor import plot_monitors

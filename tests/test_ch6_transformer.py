@@ -276,9 +276,20 @@ def test_train_reversals_match_separate_runs():
         dict(norm_position="pre", seed=2),
     ]
     common = dict(steps=5, n_layers=2, d_model=8, n_heads=2, seq_len=4, vocab=6, batch=4)
-    seen = []
-    runs = T.train_reversals(settings, on_step=lambda step, stacked: seen.append(step), **common)
-    assert seen == list(range(5))
+    seen, initial = [], []
+
+    def start(stacked):
+        initial.append(stacked.stream_last(torch.zeros(3, 1, 4, dtype=torch.long)).clone())
+        seen.append("start")
+
+    runs = T.train_reversals(
+        settings, on_step=lambda step, stacked: seen.append(step), on_start=start, **common
+    )
+    assert seen == ["start", *range(5)]  # on_start sees the initial weights, before any update
+    for kw, first in zip(settings, initial[0], strict=True):
+        runtime.manual_seed(kw.get("seed", 0))
+        model = T.TinyTransformer(6, 4, 8, 2, 2, kw["norm_position"])
+        assert torch.allclose(first[0], model.stream(torch.zeros(1, 4, dtype=torch.long))[-1][0], atol=1e-5)
     for kw, run in zip(settings, runs, strict=True):
         ref = T.train_reversal(**kw, **common)
         assert run.lr == ref.lr

@@ -29,6 +29,8 @@ class BlogResult:
     - ``plain_last_input``, ``residual_last_input``: the norm of the last layer's input activations
       (the whole batch), shape (seeds,).
     - ``plain_out_grad``, ``residual_out_grad``: the norm of ∂𝓛/∂output, shape (seeds,).
+    - ``plain_last_grad``, ``residual_last_grad``: the Frobenius norm of the last layer's weight gradient,
+      shape (seeds,).
     """
 
     plain_grad: torch.Tensor
@@ -37,6 +39,8 @@ class BlogResult:
     residual_last_input: torch.Tensor
     plain_out_grad: torch.Tensor
     residual_out_grad: torch.Tensor
+    plain_last_grad: torch.Tensor
+    residual_last_grad: torch.Tensor
 
     @property
     def ratio(self) -> torch.Tensor:
@@ -52,6 +56,32 @@ class BlogResult:
     def out_grad_ratio(self) -> torch.Tensor:
         """Residual / plain norm of ∂𝓛/∂output, per seed."""
         return self.residual_out_grad / self.plain_out_grad
+
+    @property
+    def last_grad_ratio(self) -> torch.Tensor:
+        """Residual / plain Frobenius norm of the last layer's weight gradient, per seed."""
+        return self.residual_last_grad / self.plain_last_grad
+
+    @property
+    def plain_alignment(self) -> torch.Tensor:
+        """How well error and input line up across the batch in the plain net's last layer, per seed.
+
+        The last layer's weight gradient is δᵀH, with δ = ∂𝓛/∂output (batch × 1) and H its input
+        (batch × width), so ‖δᵀH‖ = alignment × ‖δ‖ × ‖H‖ with an alignment between 0 and 1: 1 when every
+        example's input is a multiple of one vector and the errors weight them without cancelling.
+        """
+        return self.plain_last_grad / (self.plain_out_grad * self.plain_last_input)
+
+    @property
+    def residual_alignment(self) -> torch.Tensor:
+        """The same as :attr:`plain_alignment`, for the residual net."""
+        return self.residual_last_grad / (self.residual_out_grad * self.residual_last_input)
+
+    @property
+    def alignment_ratio(self) -> torch.Tensor:
+        """Residual / plain alignment, per seed: with the input and error ratios, it multiplies exactly to
+        :attr:`last_grad_ratio`."""
+        return self.residual_alignment / self.plain_alignment
 
 
 def blog_weights(n_seeds: int, width: int = 10, n_layers: int = 5, first_seed: int = 0) -> list[torch.Tensor]:
@@ -117,6 +147,7 @@ def blog_experiment(n_seeds: int = 200, batch: int = 64, width: int = 10, n_laye
             grads,
             last_in.detach().flatten(1).norm(dim=1),
             out.grad.flatten(1).norm(dim=1),
+            ws[-1].grad.flatten(1).norm(dim=1),
         )
-    (pg, pin, pout), (rg, rin, rout) = results[False], results[True]
-    return BlogResult(pg, rg, pin, rin, pout, rout)
+    (pg, pin, pout, plast), (rg, rin, rout, rlast) = results[False], results[True]
+    return BlogResult(pg, rg, pin, rin, pout, rout, plast, rlast)

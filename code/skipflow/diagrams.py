@@ -3,6 +3,10 @@
 The same function draws a plain stack of layers, the original (post-activation) residual block, the
 pre-activation block, a bottleneck or a projection shortcut, so every chapter can show the block it
 talks about without copying an image from elsewhere. Data flows from the top (input) to the bottom.
+
+Colours follow :data:`skipflow.plots.COLORS`: a plain stack is red, a residual block with nothing after the
+sum blue, and a block with something after the sum (a post-activation block) orange, as in the chapters'
+plots of the same blocks.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from skipflow.plots import COLORS
 BOX_W = 2.6
 BOX_H = 0.6
 GAP = 0.45
+# Box fills: light tints of the line colours of plots.COLORS (plain, residual, post-activation).
+FILLS = {"plain": "#f2d7d5", "residual": "#d6e4f0", "post": "#f7e7cf"}
 
 
 def _check_labels(name: str, labels: object, allow_empty: bool = False) -> list[str]:
@@ -64,6 +70,7 @@ def draw_stack(
     output_label: str = "$h_l$",
     title: str = "",
     color: str | None = None,
+    line_color: str | None = None,
 ) -> plt.Axes:
     """Draw ``labels`` as a vertical stack of boxes, top to bottom, with an optional skip connection.
 
@@ -75,7 +82,9 @@ def draw_stack(
         after: boxes after the "+" node (``["ReLU"]`` for the original post-activation block).
         input_label, output_label: text at the top and bottom ends.
         title: the axes title.
-        color: fill colour of the boxes (residual blue by default; plain red when ``skip=False``).
+        color: fill colour of the boxes (by default the light tint of :data:`FILLS` for the kind of block).
+        line_color: colour of the shortcut and the "+" node. By default plain red when ``skip=False``,
+            post-activation orange when ``after`` is not empty, residual blue otherwise.
 
     Returns:
         The axes, with equal aspect and no ticks.
@@ -85,8 +94,9 @@ def draw_stack(
     if not isinstance(skip, bool):
         raise TypeError("`skip` must be True or False.")
     ax = ax or plt.subplots(figsize=(3.2, 0.9 * (len(labels) + len(after)) + 2.2))[1]
-    line = COLORS["residual"] if skip else COLORS["plain"]
-    face = color or ("#d6e4f0" if skip else "#f2d7d5")
+    concept = "plain" if not skip else ("post" if after else "residual")
+    line = line_color or COLORS[concept]
+    face = color or FILLS[concept]
     step = BOX_H + GAP
     width = max(BOX_W, 0.16 * max(len(s) for s in [*labels, *after]) + 0.5)
     y_in = 0.0
@@ -136,6 +146,22 @@ def draw_stack(
     if title:
         ax.set_title(title, fontsize=11)
     return ax
+
+
+def share_limits(axes: Sequence[plt.Axes]) -> None:
+    """Give diagrams drawn side by side the same limits, so their inputs and titles line up at the top.
+
+    Every diagram starts at y = 0 (its input) and grows downwards; the common limits span the tallest and
+    the widest of them, and each diagram keeps its equal aspect.
+    """
+    axes = list(axes)
+    if not axes or not all(isinstance(ax, plt.Axes) for ax in axes):
+        raise TypeError("`axes` must be a non-empty list of matplotlib Axes.")
+    lows, highs = zip(*(ax.get_ylim() for ax in axes), strict=True)
+    lefts, rights = zip(*(ax.get_xlim() for ax in axes), strict=True)
+    for ax in axes:
+        ax.set_ylim(min(lows), max(highs))
+        ax.set_xlim(min(lefts), max(rights))
 
 
 BLOCKS = {

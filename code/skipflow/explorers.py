@@ -46,6 +46,7 @@ import torch
 
 from skipflow import runtime
 from skipflow._validate import check_choice, check_int
+from skipflow.plots import CH5_COLORS, FIX_COLORS
 
 __all__ = [
     "BRANCH_SCALES",
@@ -72,7 +73,6 @@ SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # an identifier: veg
 #: The branch scales of chapter 5, by the label the reader sees, with the ``skipflow.normfree`` fix
 #: that builds each: α = 1 (no fix), α = 1/√L, and α = 0 (ReZero/SkipInit's start).
 BRANCH_SCALES = {"1": "none", "1/√L": "sqrt_depth", "0": "rezero"}
-ALPHA_COLORS = {"1": "#c0392b", "1/√L": "#2471a3", "0": "#229954"}
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,7 @@ def gradient_flow_explorer_html(
             " && datum.norm == norm && (network == 'both' || datum.kind == network)"
         ),
         x_title="Linear layer l (1 = next to the input)",
-        y_title="‖∂L/∂W_l‖ (log scale)",
+        y_title="‖∂L/∂Wₗ‖ (log scale)",
         x_start=1,
         color_field="kind",
         color_domain=["plain", "residual"],
@@ -301,7 +301,24 @@ def gradient_flow_explorer_html(
         ),
         subtitle=[f"{seeds} per network{band};", "residual: pre-activation, two layers per block"],
     )
+    for layer in spec["layer"]:  # the norms span up to 40 decades: label the y axis in powers of ten
+        layer["encoding"]["y"]["axis"] = {"labelExpr": POWER_OF_TEN_LABEL}
     return _finish("gradient_flow", controls, records, spec, seconds, color_field="kind", x_start=1)
+
+
+def _superscript(expr: str) -> str:
+    """A Vega expression that writes the digits and minus sign of the string ``expr`` as superscripts."""
+    for plain, sup in zip("0123456789-−", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁻", strict=True):
+        expr = f"replace({expr}, regexp('{plain}', 'g'), '{sup}')"
+    return expr
+
+
+_EXPONENT = "round(log(datum.value) / LN10)"
+_EXPONENT_TEXT = _superscript(f"format({_EXPONENT}, 'd')")
+#: A Vega ``labelExpr`` for a log axis: 10⁻⁸ at a power of ten, a plain number (0.2, 5) between them.
+POWER_OF_TEN_LABEL = (
+    f"abs(log(datum.value) / LN10 - {_EXPONENT}) < 1e-6 ? '10' + {_EXPONENT_TEXT} : format(datum.value, '~g')"
+)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -421,31 +438,45 @@ def branch_scale_explorer_html(
     )
     start = time.perf_counter()
     records = []
+    # "series" names the data (measured or predicted); "curve" is what the legend shows, and its colour is
+    # the colour of the fix that builds that α in chapter 5's figures (FIX_COLORS).
+    measured = {alpha: f"measured, α = {alpha}" for alpha in BRANCH_SCALES}
+    predicted = "prediction (1 + α²)ˡ"
     grid = _branch_scale_grid(n_blocks, n_seeds)  # = branch_scale_variances of each setting (a test checks)
     for setting in _grid(controls):
         runs = grid[setting["alpha"], setting["blocks"]]
-        records.append({**setting, "series": "measured", **_summary(runs)})
+        records.append(
+            {**setting, "series": "measured", "curve": measured[setting["alpha"]], **_summary(runs)}
+        )
         a2 = {"1": 1.0, "1/√L": 1.0 / setting["blocks"], "0": 0.0}[setting["alpha"]]
         pred = [float(f"{(1 + a2) ** ell:.4g}") for ell in range(setting["blocks"] + 1)]
-        records.append({**setting, "series": "prediction (1 + α²)^l", "med": pred, "lo": pred, "hi": pred})
+        series = {"series": "prediction (1 + α²)^l", "curve": predicted}
+        records.append({**setting, **series, "med": pred, "lo": pred, "hi": pred})
     seconds = time.perf_counter() - start
     spec = _line_spec(
         records,
         controls,
         filter_expr="datum.alpha == alpha && datum.blocks == blocks",
-        x_title="block l (0 = stem output)",
-        y_title="Var(h_l) / Var(h_0) (log scale)",
+        x_title="block ℓ (0 = stem output)",
+        y_title="Var(hₗ) / Var(h₀) (log scale)",
         x_start=0,
-        color_field="series",
-        color_domain=["measured", "prediction (1 + α²)^l"],
-        color_range=["#2471a3", "#566573"],
+        color_field="curve",
+        color_domain=[*measured.values(), predicted],
+        color_range=[*(FIX_COLORS[fix] for fix in BRANCH_SCALES.values()), CH5_COLORS["reference"]],
         dash_field="series",
         title_expr=(
             "['Forward variance without normalization', 'α = ' + alpha + ', L = ' + blocks + ' blocks']"
         ),
-        subtitle=[f"{n_seeds} seeds, median and min–max band;", "dashed: the prediction (1 + α²)^l"],
+        subtitle=[f"{n_seeds} seeds, median and min–max band;", f"dashed: the {predicted}"],
+        legend_values=f"['measured, α = ' + alpha, '{predicted}']",
     )
-    return _finish("branch_scale", controls, records, spec, seconds, color_field="series", x_start=0)
+    # Dashes follow the kind of series, not the curve; the x axis ends at the last block; y in powers of ten.
+    dash = spec["layer"][1]["encoding"]["strokeDash"]
+    dash["scale"] = {"domain": ["measured", "prediction (1 + α²)^l"], "range": [[1, 0], [6, 4]]}
+    spec["encoding"]["x"]["scale"] = {"domainMin": 0, "domainMax": {"expr": "blocks"}, "nice": False}
+    for layer in spec["layer"]:
+        layer["encoding"]["y"]["axis"] = {"labelExpr": POWER_OF_TEN_LABEL}
+    return _finish("branch_scale", controls, records, spec, seconds, color_field="curve", x_start=0)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -208,20 +208,32 @@ def principal_curvatures(surface: Slice) -> tuple[torch.Tensor, torch.Tensor]:
     return mean - spread, mean + spread
 
 
-def nonconvex_share(surface: Slice, tolerance: float = 0.1, radius: float | None = None) -> float:
-    """The share of interior grid points (within ``radius`` of the centre, if given) that are non-convex.
+def nonconvex_points(
+    surface: Slice, tolerance: float = 0.1, radius: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The interior grid points (within ``radius`` of the centre, if given) and which are non-convex.
 
-    A point is non-convex when its smallest principal curvature is below −``tolerance`` times the absolute
-    value of its largest, i.e. the slice bends down clearly, not just by rounding.
+    Returns three 1-D tensors of the same length: the points' coordinates ``a`` and ``b`` and a boolean
+    ``nonconvex``. A point is non-convex when its smallest principal curvature is below −``tolerance`` times
+    the absolute value of its largest, i.e. the slice bends down clearly, not just by rounding.
     """
     tolerance = check_float("tolerance", tolerance, minimum=0.0)
     lmin, lmax = principal_curvatures(surface)
     bad = lmin < -tolerance * lmax.abs()
+    c = surface.coords[1:-1]
+    a, b = torch.meshgrid(c, c, indexing="ij")  # bad[i, j] is the point (coords[i + 1], coords[j + 1])
+    inside = torch.ones_like(bad)
     if radius is not None:
-        c = surface.coords[1:-1]
-        inside = (c.unsqueeze(1) ** 2 + c.unsqueeze(0) ** 2) <= radius**2
-        bad = bad[inside]
-    return bad.double().mean().item()
+        inside = (a**2 + b**2) <= radius**2
+    return a[inside], b[inside], bad[inside]
+
+
+def nonconvex_share(surface: Slice, tolerance: float = 0.1, radius: float | None = None) -> float:
+    """The share of interior grid points (within ``radius`` of the centre, if given) that are non-convex.
+
+    See :func:`nonconvex_points` for what counts as non-convex.
+    """
+    return nonconvex_points(surface, tolerance, radius)[2].double().mean().item()
 
 
 @dataclass

@@ -119,11 +119,21 @@ class GradWeightMonitor:
         return image
 
     def _mark_thresholds(self, bar, low: float, high: float) -> None:
-        """Draw the flag thresholds on a colour bar whose scale runs from ``low`` to ``high`` (log10)."""
-        for threshold, style in ((self.low, "--"), (self.high, ":")):
+        """Draw the flag thresholds on a colour bar whose scale runs from ``low`` to ``high`` (log10).
+
+        Each threshold in that range is a black line across the bar (``low`` dashed, ``high`` dotted) and
+        takes its name among the bar's tick labels, e.g. "low (−5)"; a tick closer to it than a twentieth of
+        the scale is dropped, so that the labels do not overlap.
+        """
+        labels = {float(t): f"{t:g}".replace("-", "−") for t in bar.get_ticks() if low <= t <= high}
+        for name, threshold, style in (("low", self.low, "--"), ("high", self.high, ":")):
             level = math.log10(threshold)
             if low <= level <= high:
-                bar.ax.axhline(level, color="white", ls=style, lw=1.5)
+                bar.ax.axhline(level, color="black", ls=style, lw=1.5)
+                labels = {t: text for t, text in labels.items() if abs(t - level) > (high - low) / 20}
+                labels[level] = f"{name} ({level:g})".replace("-", "−")
+        ticks = sorted(labels)
+        bar.set_ticks(ticks, labels=[labels[t] for t in ticks])
 
     def plot(
         self,

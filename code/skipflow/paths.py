@@ -30,6 +30,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib import colors as mcolors
 from matplotlib import patches
 from torch import nn
 
@@ -819,16 +820,20 @@ def weight_shares(per_block: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def draw_unraveled(n_blocks: int = 3, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
-    """Draw a residual network of ``n_blocks`` blocks (left) and its 2^n paths, one per row (right).
+    """Draw a residual network of ``n_blocks`` blocks (top) and its 2^n paths, one per row (below).
 
-    In the right panel a box on a row means that path goes through that block's branch F_l; a straight
-    segment means it takes the shortcut. Rows are sorted by length k and coloured by it.
+    In the paths panel a box on a row means that path goes through that block's branch F_l; a straight
+    segment means it takes the shortcut. Rows are sorted by length k and coloured by it. ``axes`` are the two
+    axes to draw into (network, paths); by default they are stacked in a figure narrow enough for a phone.
+    The panel does not say that the rows add up to the output: that holds only for linear branches.
     """
     check_int("n_blocks", n_blocks, minimum=1)
     if n_blocks > 5:
         raise ValueError(f"`n_blocks`={n_blocks}: 2^n rows are unreadable beyond 5 blocks; use 1 to 5.")
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 1.2 + 0.42 * 2**n_blocks), width_ratios=[1, 1.4])
+        fig, axes = plt.subplots(
+            2, 1, figsize=(4.8, 2.6 + 0.42 * 2**n_blocks), height_ratios=[1, 0.3 * 2**n_blocks]
+        )
     else:
         fig = axes[0].figure
     left, right = axes
@@ -841,7 +846,9 @@ def _box(ax: plt.Axes, x: float, y: float, text: str, color: str, w: float = 0.5
     ax.add_patch(
         patches.FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02", fc=color, ec="k")
     )
-    ax.text(x, y, text, ha="center", va="center", fontsize=9, color="white")
+    red, green, blue = mcolors.to_rgb(color)
+    light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.55  # dark text on light fills
+    ax.text(x, y, text, ha="center", va="center", fontsize=9, color="black" if light else "white")
 
 
 def _draw_chain(ax: plt.Axes, n: int) -> None:
@@ -854,7 +861,7 @@ def _draw_chain(ax: plt.Axes, n: int) -> None:
         _box(ax, mid, 0.9, f"$F_{i + 1}$", COLORS["residual"])
         ax.add_patch(patches.Circle((xs[i + 1], 0), 0.12, fc="white", ec="k", zorder=3))
         ax.text(xs[i + 1], 0, "+", ha="center", va="center", fontsize=9, zorder=4)
-        ax.text(mid, -0.35, "identity shortcut" if i == 0 else "", ha="center", va="top", fontsize=7)
+        ax.text(mid, -0.35, "identity shortcut" if i == 0 else "", ha="center", va="top", fontsize=8)
     ax.text(xs[0] - 0.6, 0.15, "$h_0$", fontsize=10)
     ax.text(xs[-1] + 0.35, 0.15, f"$h_{n}$", fontsize=10)
     ax.set(xlim=(xs[0] - 0.8, xs[-1] + 0.9), ylim=(-1.0, 1.6), title=f"A residual network of {n} blocks")
@@ -872,9 +879,9 @@ def _draw_paths(ax: plt.Axes, n: int) -> None:
         for i in range(n):
             if i in path:
                 _box(ax, i + 1, y, f"$F_{i + 1}$", color, w=0.6, h=0.6)
-        ax.text(n + 1.2, y, f"k = {len(path)}", va="center", fontsize=8)
-    ax.text(0, len(paths) - 0.2, "input", ha="center", fontsize=8)
-    ax.text(n + 1, len(paths) - 0.2, "output (summed)", ha="center", fontsize=8)
+        ax.text(n + 1.2, y, f"$k = {len(path)}$", va="center", fontsize=9)
+    ax.text(0, len(paths) - 0.2, "input", ha="center", fontsize=9)
+    ax.text(n + 1, len(paths) - 0.2, "output", ha="center", fontsize=9)
     ax.set(xlim=(-0.5, n + 2.0), ylim=(-0.7, len(paths) + 0.2))
     ax.set_title(f"Unraveled: {2**n} paths, one per row")
     ax.axis("off")

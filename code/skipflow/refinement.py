@@ -29,12 +29,16 @@ class Refinement:
     - ``cosine``: the mean over examples of cos(Δ_l, g_l) (per-example vectors);
     - ``first_order_cost``: −⟨g_l, Δ_l⟩ summed over the batch, the first-order increase of the mean loss
       when Δ_l is removed from h_l and the rest of the network is left as it is;
-    - ``relative_change``: ‖Δ_l‖ / ‖h_{l-1}‖ over the batch.
+    - ``relative_change``: ‖Δ_l‖ / ‖h_{l-1}‖ over the batch;
+    - ``descending_share``: the fraction of examples whose own ⟨g_l, Δ_l⟩ is negative, on which the block's
+      change lowers that example's loss to first order. The cosine and this share weigh every example
+      equally; ``first_order_cost`` sums inner products, so examples with large gradients dominate it.
     """
 
     cosine: torch.Tensor
     first_order_cost: torch.Tensor
     relative_change: torch.Tensor
+    descending_share: torch.Tensor
 
 
 def block_refinement(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Refinement:
@@ -74,8 +78,15 @@ def block_refinement(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Refi
             for d, g in zip(deltas, grads, strict=True)
         ]
     )
-    cost = torch.stack([-(g * d).sum() for d, g in zip(deltas, grads, strict=True)])
+    inner = torch.stack([(g * d).flatten(1).sum(1) for d, g in zip(deltas, grads, strict=True)])
+    cost = -inner.sum(1)
+    descending = (inner < 0).double().mean(1)
     rel = torch.stack(
         [d.norm() / hin.detach().norm().clamp_min(1e-12) for d, hin in zip(deltas, inputs, strict=True)]
     )
-    return Refinement(cosine=cosine.cpu(), first_order_cost=cost.cpu(), relative_change=rel.cpu())
+    return Refinement(
+        cosine=cosine.cpu(),
+        first_order_cost=cost.cpu(),
+        relative_change=rel.cpu(),
+        descending_share=descending.cpu(),
+    )

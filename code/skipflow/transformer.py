@@ -20,6 +20,7 @@ sequence-reversal task with its training loop.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -672,7 +673,13 @@ class StackedTransformers:
                 t.copy_(p[s])
 
 
-def train_reversals(settings: list[dict], *, on_step=None, **common) -> list[ReversalRun]:
+def train_reversals(
+    settings: list[dict],
+    *,
+    on_step: Callable[[int, StackedTransformers], None] | None = None,
+    on_start: Callable[[StackedTransformers], None] | None = None,
+    **common,
+) -> list[ReversalRun]:
     """Several :func:`train_reversal` runs side by side, one batched pass per step.
 
     Each entry of ``settings`` holds the arguments that differ between runs (``norm_position``, ``seed``,
@@ -681,7 +688,8 @@ def train_reversals(settings: list[dict], *, on_step=None, **common) -> list[Rev
     :func:`train_reversal` (the same initialization and data; the update is elementwise, so a stacked Adam
     is the separate ones); the results agree up to float32 round-off, which the batched products order
     differently. ``on_step(step, stacked)`` is called after every update with the
-    :class:`StackedTransformers`.
+    :class:`StackedTransformers`, and ``on_start(stacked)``, if given, once before the first update (the
+    initial weights).
     """
     if not isinstance(settings, (list, tuple)) or not settings:
         raise TypeError("`settings` must be a non-empty list of dicts.")
@@ -717,6 +725,8 @@ def train_reversals(settings: list[dict], *, on_step=None, **common) -> list[Rev
     exp_avg, exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
     beta1, beta2, eps = 0.9, 0.98, 1e-8
     runs = [ReversalRun(m) for m in models]
+    if on_start is not None:
+        on_start(stacked)
     for step in range(steps):
         rates = [
             kw["lr"] * min(1.0, (step + 1) / kw["warmup"]) if kw["warmup"] else kw["lr"] for kw in runs_kw
