@@ -16,11 +16,11 @@ from book_fixes import (
     label_figure_code,
     last_line_of_traceback,
     number_per_chapter,
-    scientific,
     sort_footnotes_by_label,
     typeset_glued_numbers,
 )
 from docutils import nodes
+from skipflow.display import typeset_number
 
 TRACEBACK = """---------------------------------------------------------------------------
 RuntimeError                              Traceback (most recent call last)
@@ -86,7 +86,7 @@ def test_numbers_restart_in_every_chapter():
     ],
 )
 def test_e_notation_reads_as_a_power_of_ten(glued, shown):
-    assert scientific(glued) == shown
+    assert typeset_number(glued) == shown
 
 
 def test_only_pasted_numbers_are_retypeset():

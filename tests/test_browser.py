@@ -497,6 +497,22 @@ SILENT_SCROLLING_FIGURES = """() => [...document.querySelectorAll('main figure')
   .map((f) => f.id || f.querySelector('img').getAttribute('src').split('/').pop().slice(0, 16))"""
 
 
+# A table wider than its column scrolls sideways; skipflow-figures.js marks its box and the style sheet puts
+# a "Swipe the table sideways" note above it, so the hidden columns (often the quoted number) are not missed.
+SILENT_SCROLLING_TABLES = """() => [...document.querySelectorAll(
+    'main div.skipflow-table, main .pst-scrollable-table-container')]
+  .filter((box) => box.scrollWidth > box.clientWidth + 1)
+  .filter((box) => !getComputedStyle(box, '::before').content.includes('Swipe'))
+  .map((box) => (box.querySelector('th, td')?.textContent || '').trim().slice(0, 30))"""
+
+
+def silent_scrolling_tables(page, width: int) -> list[str]:
+    return [
+        f"at {width} px a table starting {head!r} scrolls sideways without saying so"
+        for head in page.evaluate(SILENT_SCROLLING_TABLES)
+    ]
+
+
 def check_phone(page, screenshot: Path | None = None) -> list[str]:
     """At phone width nothing sticks out of the page, except inside boxes that scroll (code, tables), and
     figures keep the size (so the text size) they have in the desktop column, scrolling sideways."""
@@ -505,6 +521,7 @@ def check_phone(page, screenshot: Path | None = None) -> list[str]:
     problems = [f"at {PHONE['width']} px: {text}" for text in page.evaluate(PHONE_OVERFLOW)]
     shrunk = page.evaluate(SHRUNK_FIGURES, COLUMN_PX)
     problems += [f"at {PHONE['width']} px a figure shrinks: {text}" for text in shrunk]
+    problems += silent_scrolling_tables(page, PHONE["width"])
     silent = page.evaluate(SILENT_SCROLLING_FIGURES)
     problems += [
         f"at {PHONE['width']} px figure {name} scrolls sideways without saying so" for name in silent
@@ -737,6 +754,7 @@ def page_problems(
             problems += check_numbering(page, docname)
         problems += [f"MyST markup left unparsed: {text}" for text in page.evaluate(RAW_MYST)]
         problems += check_explorers(page)
+        problems += silent_scrolling_tables(page, VIEWPORT["width"])
         for label in page.evaluate(BARE_CODE_TOGGLES):
             problems.append(f"a folded cell with nothing under it is labelled only {label!r}")
         for lines in page.evaluate(TRACEBACK_LINES):
@@ -864,6 +882,8 @@ INJECTED = """
 <div class="injected-wide" style="width: 2000px">a line far wider than a phone</div>
 <div class="cell docutils container"><details class="hide above-input"><summary>
 <p class="collapsed admonition-title">Show code cell source</p></summary><pre>draw()</pre></details></div>
+<div class="skipflow-table"><table><tr><td>injected wide table</td><td style="min-width: 2000px">x</td></tr>
+</table></div>
 <figure id="injected-wide-figure"><img src="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' \
 width='600' height='20'/%3E" alt="wide"><figcaption><p>a figure wider than a phone</p></figcaption></figure>
 <div class="output traceback highlight-none notranslate"><div class="highlight"><pre>Traceback
@@ -922,6 +942,7 @@ def test_checks_catch_a_broken_page(browser, tmp_path: Path) -> None:
         "traceback check": "a traceback of 5 lines is shown",
         "phone check": "at 390 px: div.injected-wide spans",
         "code toggle check": "a folded cell with nothing under it is labelled only 'Show code cell source'",
+        "table scroll cue check": "a table starting 'injected wide table' scrolls sideways without saying so",
         "scroll cue check": "figure injected-wide-figure scrolls sideways without saying so",
         "numbering check": "'Fig. 9' is not numbered within chapter",
         "unparsed MyST check": "MyST markup left unparsed: ````{dropdown} a directive",

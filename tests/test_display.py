@@ -44,9 +44,12 @@ def test_a_table_shows_the_same_cells_as_html_and_as_aligned_text():
         "CNN <BN>     34      2",
     ]
     page = shown._repr_html_()
-    assert page.count("<tr>") == 3 and "<td>1.23</td>" in page
-    assert "CNN &lt;BN&gt;" in page and "<BN>" not in page  # cells are escaped
-    assert page.startswith("<div class='skipflow-table'>")  # scrolls sideways on a phone (skipflow.css)
+    assert page.count("<tr>") == 3 and "<td class='num'>1.23</td>" in page  # numbers align right
+    assert "<td>CNN &lt;BN&gt;</td>" in page and "<BN>" not in page  # text is escaped, aligned left
+    assert "<div class='skipflow-table'><table>" in page  # the box that scrolls sideways (skipflow.css)
+    typeset = table(["x"], [[5.6e-17], [-0.25], ["-3 (IQR)"]])._repr_html_()
+    assert "5.6 × 10⁻¹⁷" in typeset and "−0.25" in typeset  # as a book prints numbers
+    assert "<td class='num'>-3 (IQR)</td>" in typeset  # only a whole number is re-typeset
 
 
 def test_a_table_caption_says_what_the_numbers_are_in_both_forms():
@@ -54,8 +57,10 @@ def test_a_table_caption_says_what_the_numbers_are_in_both_forms():
 
     shown = table(["n", "ratio"], [[4, 0.5]], caption="saved activations <per block>")
     assert repr(shown).splitlines()[0] == "saved activations <per block>"
-    assert "<caption>saved activations &lt;per block&gt;</caption>" in shown._repr_html_()
-    assert "<caption>" not in table(["n"], [[1]])._repr_html_()
+    page = shown._repr_html_()
+    # the caption sits above the scrolling box, so it wraps to the column instead of scrolling away
+    assert page.index("saved activations &lt;per block&gt;</p>") < page.index("<div class='skipflow-table'>")
+    assert "skipflow-table-caption" not in table(["n"], [[1]])._repr_html_()
     with pytest.raises(TypeError, match="`caption`"):
         table(["n"], [[1]], caption=3)
 

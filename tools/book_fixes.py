@@ -46,6 +46,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from skipflow.display import typeset_number
+
 CHAPTER_DOC = re.compile(r"^chapters/(\d+)_")
 
 DEFAULT_MODE_SCRIPT = (
@@ -177,25 +179,6 @@ def sort_footnotes_by_label(doctree: Any) -> None:
             parent.children[slot] = note
 
 
-E_NOTATION = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
-NEGATIVE_NUMBER = re.compile(r"^-\d[\d.,]*%?$")
-SUPERSCRIPTS = str.maketrans("-+0123456789", "⁻⁺⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def scientific(text: str) -> str:
-    """ "5.6e-17" as "5.6 × 10⁻¹⁷" ("1e-05" as "10⁻⁵"); any other text is returned unchanged."""
-    match = E_NOTATION.match(text.strip())
-    if not match:
-        return "−" + text[1:] if NEGATIVE_NUMBER.match(text) else text
-    mantissa, exponent = match.group(1), int(match.group(2))
-    sign = "−" if mantissa.startswith("-") else ""
-    mantissa = mantissa.lstrip("+-")
-    if exponent == 0:
-        return sign + mantissa
-    power = "10" + str(exponent).translate(SUPERSCRIPTS)
-    return f"{sign}{power}" if mantissa in ("1", "1.0") else f"{sign}{mantissa} × {power}"
-
-
 def typeset_glued_numbers(app: Any, doctree: Any, docname: str) -> None:
     """Glued numbers in e-notation as powers of ten (_static/skipflow.css keeps each on one line)."""
     from docutils import nodes
@@ -204,7 +187,7 @@ def typeset_glued_numbers(app: Any, doctree: Any, docname: str) -> None:
         if "pasted-text" not in node.get("classes", []):
             continue
         text = node.astext()
-        shown = scientific(text)
+        shown = typeset_number(text)
         if shown != text:
             node.children = [nodes.Text(shown)]
 

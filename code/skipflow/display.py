@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import html
 import os
+import re
 import textwrap
 from collections.abc import Iterator, Sequence
 
@@ -40,6 +41,25 @@ def glue(name: str, value: object, display: bool = False) -> object:
     else:
         _myst_glue(name, value, display=display)
     return value
+
+
+E_NOTATION = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
+NEGATIVE_NUMBER = re.compile(r"^-\d[\d.,]*%?$")
+SUPERSCRIPTS = str.maketrans("-+0123456789", "⁻⁺⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def typeset_number(text: str) -> str:
+    """ "5.6e-17" as "5.6 × 10⁻¹⁷" ("1e-05" as "10⁻⁵"); any other text is returned unchanged."""
+    match = E_NOTATION.match(text.strip())
+    if not match:
+        return "−" + text[1:] if NEGATIVE_NUMBER.match(text) else text
+    mantissa, exponent = match.group(1), int(match.group(2))
+    sign = "−" if mantissa.startswith("-") else ""
+    mantissa = mantissa.lstrip("+-")
+    if exponent == 0:
+        return sign + mantissa
+    power = "10" + str(exponent).translate(SUPERSCRIPTS)
+    return f"{sign}{power}" if mantissa in ("1", "1.0") else f"{sign}{mantissa} × {power}"
 
 
 class Table:
@@ -86,14 +106,20 @@ class Table:
         return f"{self.caption}\n{text}" if self.caption else text
 
     def _repr_html_(self) -> str:
+        """The caption above a box that scrolls sideways if the table is wider than the column (the caption
+        itself wraps to the column); numbers typeset and right-aligned, text left-aligned."""
+
+        def cell(text: str, tag: str) -> str:
+            numeric = text[:1].isdigit() or (text[:1] in "-−+" and text[1:2].isdigit())
+            kind = " class='num'" if numeric else ""
+            return f"<{tag}{kind}>{html.escape(typeset_number(text))}</{tag}>"
+
         head = "".join(f"<th>{html.escape(name)}</th>" for name in self.header)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in self.cells
-        )
-        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        body = "".join("<tr>" + "".join(cell(c, "td") for c in row) + "</tr>" for row in self.cells)
+        caption = f"<p class='skipflow-table-caption'>{html.escape(self.caption)}</p>" if self.caption else ""
         return (
-            f"<div class='skipflow-table'><table>{caption}"
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+            f"<div class='skipflow-result'>{caption}<div class='skipflow-table'><table>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>"
         )
 
 
