@@ -80,3 +80,22 @@ def test_a_malformed_table_names_the_argument(header, rows, error, names):
 
     with pytest.raises(error, match=re.escape(f"`{names}`")):
         table(header, rows)
+
+
+def test_an_explorer_is_glued_for_a_numbered_figure_and_shown(monkeypatch):
+    import myst_nb
+
+    calls = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, obj, display: calls.append((name, obj, display)))
+
+    class Page:
+        def _repr_html_(self) -> str:
+            return "<div>explorer</div>"
+
+    page = Page()
+    display.glue_explorer("ch9_explorer", page)
+    assert calls == [("ch9_explorer", page, True)]  # glued, and shown under the cell in Jupyter
+    with pytest.raises(TypeError, match="`explorer`"):
+        display.glue_explorer("ch9_explorer", 3)
+    with pytest.raises(ValueError, match="`name`"):
+        display.glue_explorer("not a name", page)

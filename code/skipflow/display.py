@@ -166,6 +166,26 @@ def glue_figure(name: str, fig: object) -> None:
     plt.close(fig)
 
 
+def glue_explorer(name: str, explorer: object) -> None:
+    """Show an interactive explorer under the cell and glue it for a numbered ``{glue:figure}``.
+
+    Tag the cell ``remove-output``: the book then shows the explorer once, in the numbered, captioned figure.
+    In Jupyter it is shown under the cell as usual; without myst-nb (Colab) it is only shown.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"`name` must be a simple identifier such as 'ch5_explorer', got {name!r}.")
+    if not hasattr(explorer, "_repr_html_"):
+        raise TypeError(f"`explorer` must be an object shown as HTML, got {type(explorer).__name__}.")
+    try:
+        from myst_nb import glue as _myst_glue
+    except ImportError:
+        from IPython.display import display
+
+        display(explorer)
+        return
+    _myst_glue(name, explorer, display=True)
+
+
 def setup_notebook() -> None:
     """Prepare a chapter: one CPU thread, inline figures, the course's style, an empty ledger; describe it.
 

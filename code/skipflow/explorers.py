@@ -301,8 +301,10 @@ def gradient_flow_explorer_html(
         ),
         subtitle=[f"{seeds} per network{band};", "residual: pre-activation, two layers per block"],
     )
-    for layer in spec["layer"]:  # the norms span up to 40 decades: label the y axis in powers of ten
-        layer["encoding"]["y"]["axis"] = {"labelExpr": POWER_OF_TEN_LABEL}
+    # The norms span up to 40 decades: label the y axis in powers of ten, in a font large enough
+    # for the superscript exponents to stay legible.
+    for layer in spec["layer"]:
+        layer["encoding"]["y"]["axis"] = {"labelExpr": POWER_OF_TEN_LABEL, "labelFontSize": 14}
     return _finish("gradient_flow", controls, records, spec, seconds, color_field="kind", x_start=1)
 
 
@@ -362,7 +364,7 @@ def ordering_explorer_html(
         ),
         Control("blocks", "blocks", tuple(n_blocks), ORDERING_DEFAULTS["n_blocks"], "radio"),
         Control(
-            "view", "show", ("gradient", "loss"), "gradient", "radio", ("‖∂L/∂h_l‖ at init", "training loss")
+            "view", "show", ("gradient", "loss"), "gradient", "radio", ("‖∂L/∂hₗ‖ at init", "training loss")
         ),
     )
     start = time.perf_counter()
@@ -393,7 +395,7 @@ def ordering_explorer_html(
         controls,
         filter_expr="datum.ordering == ordering && datum.blocks == blocks && datum.view == view",
         x_title="block output l (gradient) · SGD step (loss)",
-        y_title="‖∂L/∂h_l‖ or minibatch loss (log scale)",
+        y_title="‖∂L/∂hₗ‖ or minibatch loss (log scale)",
         x_start="x0",
         color_field="series",
         color_domain=labels,
@@ -441,7 +443,7 @@ def branch_scale_explorer_html(
     # "series" names the data (measured or predicted); "curve" is what the legend shows, and its colour is
     # the colour of the fix that builds that α in chapter 5's figures (FIX_COLORS).
     measured = {alpha: f"measured, α = {alpha}" for alpha in BRANCH_SCALES}
-    predicted = "prediction (1 + α²)ˡ"
+    predicted = "prediction ×(1 + α²) per block"
     grid = _branch_scale_grid(n_blocks, n_seeds)  # = branch_scale_variances of each setting (a test checks)
     for setting in _grid(controls):
         runs = grid[setting["alpha"], setting["blocks"]]
@@ -457,8 +459,8 @@ def branch_scale_explorer_html(
         records,
         controls,
         filter_expr="datum.alpha == alpha && datum.blocks == blocks",
-        x_title="block ℓ (0 = stem output)",
-        y_title="Var(hₗ) / Var(h₀) (log scale)",
+        x_title="block l (0 = stem output)",
+        y_title="Var(h_l) / Var(h_0) (log scale)",
         x_start=0,
         color_field="curve",
         color_domain=[*measured.values(), predicted],

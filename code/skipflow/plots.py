@@ -41,7 +41,7 @@ FIX_COLORS = {
 # --- chapter 1 colours (one constant per concept; used by every figure of that concept) ---
 #: Network depth in chapter 1's init grid, light (shallow) to dark (deep): one grey scale, so that no
 #: concept colour above takes a second meaning. (Series with no concept of their own use COLORS["neutral"].)
-DEPTH_COLORS = {5: "#a6acaf", 20: "#6c7a89", 50: "#17202a"}
+DEPTH_COLORS = {5: "#8a9497", 20: "#4d5b6a", 50: "#17202a"}
 # --- chapter 2 colours (one constant per concept; used by every figure of that concept) ---
 # --- chapter 3 colours (one constant per concept; used by every figure of that concept) ---
 #: Chapter 3: "exact" is the exact decomposition of the input gradient by path length (a_k, c_k, the
