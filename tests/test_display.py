@@ -50,6 +50,9 @@ def test_a_table_shows_the_same_cells_as_html_and_as_aligned_text():
     typeset = table(["x"], [[5.6e-17], [-0.25], ["-3 (IQR)"]])._repr_html_()
     assert "5.6 × 10⁻¹⁷" in typeset and "−0.25" in typeset  # as a book prints numbers
     assert "<td class='num'>-3 (IQR)</td>" in typeset  # only a whole number is re-typeset
+    aligned = table(["fix", "loss"], [["1/√L", "0.061–0.074"], ["diverged (3/3)", "38-40"]])._repr_html_()
+    assert "<td>1/√L</td>" in aligned and "<td>diverged (3/3)</td>" in aligned  # text: left
+    assert "<td class='num'>0.061–0.074</td>" in aligned and "<td class='num'>38-40</td>" in aligned
 
 
 def test_a_table_caption_says_what_the_numbers_are_in_both_forms():

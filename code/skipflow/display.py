@@ -62,6 +62,12 @@ def typeset_number(text: str) -> str:
     return f"{sign}{power}" if mantissa in ("1", "1.0") else f"{sign}{mantissa} × {power}"
 
 
+# A number, a percentage or a range of them ("0.80-0.84", "38–40", "1.2e-05"), perhaps followed by a note in
+# parentheses; such a cell is right-aligned. "1/√L" or "diverged (3/3)" is text.
+_NUMBER = r"[-−+]?\d[\d.,]*(?:e[-+]?\d+)?%?"
+NUMERIC_CELL = re.compile(rf"{_NUMBER}(?:\s*[–-]\s*{_NUMBER})?")
+
+
 class Table:
     """A small table of results: an HTML table in Jupyter and the book, aligned plain text elsewhere.
 
@@ -110,8 +116,7 @@ class Table:
         itself wraps to the column); numbers typeset and right-aligned, text left-aligned."""
 
         def cell(text: str, tag: str) -> str:
-            numeric = text[:1].isdigit() or (text[:1] in "-−+" and text[1:2].isdigit())
-            kind = " class='num'" if numeric else ""
+            kind = " class='num'" if NUMERIC_CELL.fullmatch(re.sub(r"\s*\(.*\)$", "", text)) else ""
             return f"<{tag}{kind}>{html.escape(typeset_number(text))}</{tag}>"
 
         head = "".join(f"<th>{html.escape(name)}</th>" for name in self.header)
