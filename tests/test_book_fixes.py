@@ -78,6 +78,11 @@ def test_numbers_restart_in_every_chapter():
         ("-3.6e-06", "−3.6 × 10⁻⁶"),
         ("1.2e+03", "1.2 × 10³"),
         ("2.0e+00", "2.0"),
+        ("8.1e-01", "0.81"),  # near 1: written out, same significant digits
+        ("7.25e-02", "0.0725"),
+        ("-9.0e-01", "−0.90"),
+        ("1.2e+02", "120"),
+        ("5.0e-04", "5.0 × 10⁻⁴"),
         ("0.82", "0.82"),  # not e-notation: unchanged
         ("-0.25", "−0.25"),  # a minus sign, not a hyphen
         ("-12%", "−12%"),

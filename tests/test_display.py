@@ -64,6 +64,8 @@ def test_a_table_caption_says_what_the_numbers_are_in_both_forms():
     # the caption sits above the scrolling box, so it wraps to the column instead of scrolling away
     assert page.index("saved activations &lt;per block&gt;</p>") < page.index("<div class='skipflow-table'>")
     assert "skipflow-table-caption" not in table(["n"], [[1]])._repr_html_()
+    powered = table(["n"], [[1]], caption="20 layers (0.25²⁰ = 9.09e-13)")._repr_html_()
+    assert "(0.25²⁰ = 9.09 × 10⁻¹³)" in powered  # e-notation in a caption is typeset too
     with pytest.raises(TypeError, match="`caption`"):
         table(["n"], [[1]], caption=3)
 

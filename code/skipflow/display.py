@@ -45,19 +45,26 @@ def glue(name: str, value: object, display: bool = False) -> object:
 
 E_NOTATION = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 NEGATIVE_NUMBER = re.compile(r"^-\d[\d.,]*%?$")
+E_TOKEN = re.compile(r"(?<![\w.])\d+(?:\.\d+)?e[-+]?\d+(?![\w.])")  # "9.09e-13" inside a sentence
 SUPERSCRIPTS = str.maketrans("-+0123456789", "⁻⁺⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def typeset_number(text: str) -> str:
-    """ "5.6e-17" as "5.6 × 10⁻¹⁷" ("1e-05" as "10⁻⁵"); any other text is returned unchanged."""
+    """A number as a book prints it, for result tables and glued numbers; any other text is unchanged.
+
+    E-notation far from 1 becomes a power of ten ("5.6e-17" as "5.6 × 10⁻¹⁷", "1e-05" as "10⁻⁵"); between
+    10⁻³ and 10³ it is written out with the same significant digits ("8.1e-01" as "0.81"); a negative
+    number gets a minus sign ("−0.25"), not a hyphen.
+    """
     match = E_NOTATION.match(text.strip())
     if not match:
         return "−" + text[1:] if NEGATIVE_NUMBER.match(text) else text
     mantissa, exponent = match.group(1), int(match.group(2))
     sign = "−" if mantissa.startswith("-") else ""
     mantissa = mantissa.lstrip("+-")
-    if exponent == 0:
-        return sign + mantissa
+    if -3 <= exponent <= 2:
+        digits = len(mantissa.replace(".", "").lstrip("0")) or 1
+        return sign + f"{float(mantissa) * 10.0**exponent:.{max(0, digits - 1 - exponent)}f}"
     power = "10" + str(exponent).translate(SUPERSCRIPTS)
     return f"{sign}{power}" if mantissa in ("1", "1.0") else f"{sign}{mantissa} × {power}"
 
@@ -121,7 +128,8 @@ class Table:
 
         head = "".join(f"<th>{html.escape(name)}</th>" for name in self.header)
         body = "".join("<tr>" + "".join(cell(c, "td") for c in row) + "</tr>" for row in self.cells)
-        caption = f"<p class='skipflow-table-caption'>{html.escape(self.caption)}</p>" if self.caption else ""
+        shown = E_TOKEN.sub(lambda m: typeset_number(m.group(0)), self.caption or "")
+        caption = f"<p class='skipflow-table-caption'>{html.escape(shown)}</p>" if self.caption else ""
         return (
             f"<div class='skipflow-result'>{caption}<div class='skipflow-table'><table>"
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>"
@@ -244,6 +252,7 @@ def expect_error(kind: type[BaseException] = Exception, contains: str | None = N
         if contains is not None and contains not in str(error):
             raise AssertionError(f"expected {kind.__name__} mentioning {contains!r}, got: {error}") from error
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        first_line = first_line.split(" Hint: ")[0]  # PyTorch's debugging advice is not the lesson
         message = f"{type(error).__name__} (as expected): {first_line}"
         print(textwrap.fill(message, width=OUTPUT_COLUMNS))
     else:

@@ -205,14 +205,18 @@ def block_parts(block: Block) -> SimpleNamespace:
     return SimpleNamespace(attn=attn, mlp=mlp, ln1=ln1, ln2=ln2)
 
 
-def post_ln_forward(x: torch.Tensor, parts: SimpleNamespace) -> torch.Tensor:
-    """The Post-LN block (the original Transformer's) written out: normalize after each addition."""
+def post_ln_forward(
+    x: torch.Tensor, parts: SimpleNamespace
+) -> torch.Tensor:  # (shown in the book: kept narrow)
+    """The Post-LN block (the original Transformer's): normalize after each addition."""
     x = parts.ln1(x + parts.attn(x))
     return parts.ln2(x + parts.mlp(x))
 
 
-def pre_ln_forward(x: torch.Tensor, parts: SimpleNamespace) -> torch.Tensor:
-    """The Pre-LN block written out: normalize each branch's input, leave the stream alone."""
+def pre_ln_forward(
+    x: torch.Tensor, parts: SimpleNamespace
+) -> torch.Tensor:  # (shown in the book: kept narrow)
+    """The Pre-LN block: normalize each branch's input, leave the stream alone."""
     x = x + parts.attn(parts.ln1(x))
     return x + parts.mlp(parts.ln2(x))
 
