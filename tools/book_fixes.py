@@ -26,7 +26,7 @@ Citations carry one number across the book: a chapter cites with ``{footcite}`` 
 end, and each footnote takes the number the work has on the References page (``{bibliography}`` with
 ``:all:``), so "[7]" means the same paper on every page.
 
-Two more page-only touches, the notebooks unchanged:
+More page-only touches, the notebooks unchanged:
 
 - A glued number in e-notation ("5.6e-17", from ``{glue:text}`key:.1e```) is printed as a reader writes it,
   "5.6 × 10⁻¹⁷", a negative one with a minus sign ("−0.25", not a hyphen), and no glued number is broken
@@ -180,7 +180,7 @@ def sort_footnotes_by_label(doctree: Any) -> None:
 
 
 def typeset_glued_numbers(app: Any, doctree: Any, docname: str) -> None:
-    """Glued numbers in e-notation as powers of ten (_static/skipflow.css keeps each on one line)."""
+    """Glued numbers as a book prints them (typeset_number); _static/skipflow.css keeps each on one line."""
     from docutils import nodes
 
     for node in list(doctree.findall(nodes.inline)):

@@ -122,12 +122,12 @@ class Table:
         """The caption above a box that scrolls sideways if the table is wider than the column (the caption
         itself wraps to the column); numbers typeset and right-aligned, text left-aligned."""
 
-        def cell(text: str, tag: str) -> str:
+        def cell(text: str) -> str:
             kind = " class='num'" if NUMERIC_CELL.fullmatch(re.sub(r"\s*\(.*\)$", "", text)) else ""
-            return f"<{tag}{kind}>{html.escape(typeset_number(text))}</{tag}>"
+            return f"<td{kind}>{html.escape(typeset_number(text))}</td>"
 
         head = "".join(f"<th>{html.escape(name)}</th>" for name in self.header)
-        body = "".join("<tr>" + "".join(cell(c, "td") for c in row) + "</tr>" for row in self.cells)
+        body = "".join("<tr>" + "".join(cell(c) for c in row) + "</tr>" for row in self.cells)
         shown = E_TOKEN.sub(lambda m: typeset_number(m.group(0)), self.caption or "")
         caption = f"<p class='skipflow-table-caption'>{html.escape(shown)}</p>" if self.caption else ""
         return (

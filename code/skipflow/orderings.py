@@ -338,7 +338,7 @@ def draw_orderings(orderings: tuple[str, ...] | list[str] = ORDERINGS, ax=None):
     ax.set_ylim(0.3, 9.4)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title("Five orderings of a residual block (He et al. 2016b, Fig. 4)")
+    ax.set_title("Five orderings of a residual block (He et al., identity mappings, Fig. 4)")
     return ax
 
 
